@@ -1,0 +1,158 @@
+//! `caseport`: a local, Spin-compatible runtime for Caseport's components.
+//!
+//! `caseport up` reads the same `spin.toml` and wasm files as `spin up` and serves them with
+//! the same routing, state layout, variables and grants.
+
+mod bindings;
+mod build_components;
+mod compile_cache;
+mod key_value;
+mod manifest;
+mod outbound_http;
+mod router;
+mod runtime;
+mod server;
+mod spin_ctx;
+mod sqlite;
+mod sqlite_pool;
+mod variables;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::manifest::Manifest;
+use crate::runtime::{App, Dirs, Limits};
+use crate::variables::Resolver;
+
+#[derive(Parser)]
+#[command(
+    name = "caseport",
+    version,
+    about = "Run Caseport's Spin application locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the application, as `spin up` does.
+    Up(UpArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Run each component's build command first.
+    #[arg(long)]
+    build: bool,
+    /// The application's manifest, or the directory holding spin.toml.
+    #[arg(short = 'f', long = "from", default_value = ".")]
+    from: PathBuf,
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Where key-value and SQLite data live (default: .spin beside the manifest).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Set an application variable, as NAME=VALUE; may be repeated.
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
+    /// Where compiled components are cached (default: ~/.cache/caseport).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Seconds one request may take before it is stopped and answered 503.
+    #[arg(long, default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Linear memory one instance may use, in MiB.
+    #[arg(long, default_value_t = 128)]
+    memory_limit_mib: usize,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_request_body: usize,
+    /// Instances that may run at once.
+    #[arg(long, default_value_t = 128)]
+    max_instances: u32,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Up(args) => up(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_variable(text: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => {
+            manifest::check_variable_name(name).with_context(|| format!("--variable {text}"))?;
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => bail!("--variable {text}: write it as NAME=VALUE"),
+    }
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.from)?;
+    let cli_vars = args
+        .variables
+        .iter()
+        .map(|v| parse_variable(v))
+        .collect::<Result<Vec<_>>>()?;
+    let resolver = Resolver::new(&manifest, &cli_vars, |n| std::env::var(n).ok())?;
+    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
+        bail!("--request-timeout must be a positive number of seconds");
+    }
+    if args.build {
+        build_components::build_all(&manifest)?;
+    }
+    let dirs = Dirs {
+        state: args.state_dir.unwrap_or_else(|| manifest.dir.join(".spin")),
+        cache: args.cache_dir.unwrap_or_else(default_cache_dir),
+    };
+    let limits = Limits {
+        memory_bytes: args.memory_limit_mib << 20,
+        request_timeout: Duration::from_secs_f64(args.request_timeout),
+        max_request_body: args.max_request_body,
+        max_instances: args.max_instances.max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = server::bind(args.listen).await?;
+        let app = App::load(&manifest, &resolver, &dirs, limits)?;
+        let addr = listener.local_addr()?;
+        println!("Serving {} at http://{addr}", manifest.name);
+        println!("Available Routes:");
+        for (route, index) in app.router.routes() {
+            println!(
+                "  {}: http://{addr}{}",
+                app.grants(*index).component,
+                route.text()
+            );
+        }
+        server::serve(app, listener).await
+    })
+}
+
+fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("caseport")
+}

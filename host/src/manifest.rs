@@ -1,0 +1,385 @@
+//! Reading `spin.toml` (manifest version 2): the subset Caseport's runtime supports.
+//!
+//! Anything Spin would accept but this runtime cannot honour is refused with one line naming
+//! the file, the field and what to do, rather than silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::router::Route;
+
+/// The parsed application: what `caseport up` serves.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The directory relative paths are resolved against.
+    pub dir: PathBuf,
+    pub name: String,
+    pub variables: BTreeMap<String, VariableDecl>,
+    pub triggers: Vec<HttpTrigger>,
+    pub components: BTreeMap<String, ComponentDecl>,
+}
+
+/// An application variable from `[variables]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariableDecl {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    /// Accepted as Spin does; this runtime never prints any variable's value.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub secret: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub description: Option<String>,
+}
+
+/// One `[[trigger.http]]`.
+#[derive(Debug)]
+pub struct HttpTrigger {
+    pub route: Option<Route>,
+    pub component: String,
+}
+
+/// One `[component.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentDecl {
+    pub source: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
+    #[serde(default)]
+    pub sqlite_databases: Vec<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub build: Option<BuildDecl>,
+}
+
+/// `[component.NAME.build]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildDecl {
+    pub command: String,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub watch: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    spin_manifest_version: toml::Value,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, VariableDecl>,
+    #[serde(default)]
+    trigger: RawTriggers,
+    #[serde(default)]
+    component: BTreeMap<String, ComponentDecl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    authors: Vec<String>,
+    #[serde(default)]
+    trigger: Option<toml::Table>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTriggers {
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpTrigger {
+    route: RawRoute,
+    component: toml::Value,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    executor: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRoute {
+    Path(String),
+    Private { private: bool },
+}
+
+impl Manifest {
+    /// Finds and reads the manifest: `from` is a `spin.toml` file or a directory holding one.
+    pub fn load(from: &Path) -> Result<Self> {
+        let path = if from.is_dir() {
+            from.join("spin.toml")
+        } else {
+            from.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}: pass the application's directory or manifest with --from",
+                path.display()
+            )
+        })?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &path, dir)
+    }
+
+    /// Parses manifest text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path, dir: PathBuf) -> Result<Self> {
+        let file = path.display();
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].lines().count().max(1);
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!("{file}{at}: {msg}; fix the manifest (Spin manifest version 2)")
+        })?;
+
+        if raw.spin_manifest_version.as_integer() != Some(2) {
+            bail!(
+                "{file}: spin_manifest_version must be 2 (found {:?}); this runtime reads manifest version 2 only",
+                raw.spin_manifest_version
+            );
+        }
+        if let Some(t) = &raw.application.trigger {
+            if let Some(base) = t.get("http").and_then(|h| h.get("base")) {
+                if base.as_str() != Some("/") {
+                    bail!(
+                        "{file}: application.trigger.http.base = {base:?} is not supported; remove it (routes are served from /)"
+                    );
+                }
+            }
+        }
+        let _ = (
+            &raw.application.version,
+            &raw.application.description,
+            &raw.application.authors,
+        );
+
+        for (name, decl) in &raw.variables {
+            check_variable_name(name).with_context(|| format!("{file}: variables.{name}"))?;
+            if decl.required && decl.default.is_some() {
+                bail!(
+                    "{file}: variables.{name}: a variable cannot be both required and have a default; remove one"
+                );
+            }
+        }
+
+        let mut triggers = Vec::new();
+        for (i, t) in raw.trigger.http.into_iter().enumerate() {
+            let field = format!("trigger.http[{i}]");
+            let component = match t.component {
+                toml::Value::String(s) => s,
+                _ => bail!(
+                    "{file}: {field}.component: inline components are not supported; declare [component.NAME] and set component = \"NAME\""
+                ),
+            };
+            if t.executor.is_some() {
+                bail!(
+                    "{file}: {field}.executor is not supported; remove it (components export wasi:http/incoming-handler)"
+                );
+            }
+            let _ = t.id;
+            if !raw.component.contains_key(&component) {
+                bail!(
+                    "{file}: {field}.component = \"{component}\" names no [component.{component}]; add it or fix the name"
+                );
+            }
+            let route = match t.route {
+                RawRoute::Path(p) => {
+                    Some(Route::parse(&p).with_context(|| format!("{file}: {field}.route"))?)
+                }
+                RawRoute::Private { private: true } => None,
+                RawRoute::Private { private: false } => bail!(
+                    "{file}: {field}.route = {{ private = false }} is not valid; use a path or {{ private = true }}"
+                ),
+            };
+            if let Some(r) = &route {
+                if let Some(other) = triggers
+                    .iter()
+                    .filter_map(|t: &HttpTrigger| t.route.as_ref())
+                    .find(|o| o.text() == r.text())
+                {
+                    bail!(
+                        "{file}: {field}.route \"{}\" is declared twice; each route may appear once",
+                        other.text()
+                    );
+                }
+            }
+            triggers.push(HttpTrigger { route, component });
+        }
+        if triggers.is_empty() {
+            bail!("{file}: no [[trigger.http]]; add at least one route");
+        }
+
+        for (name, c) in &raw.component {
+            let at = format!("{file}: component.{name}");
+            if c.source.trim().is_empty() {
+                bail!("{at}.source is empty; set it to the component's .wasm file");
+            }
+            for store in &c.key_value_stores {
+                if store != "default" {
+                    bail!(
+                        "{at}.key_value_stores: store \"{store}\" needs a runtime config, which this runtime does not read; use \"default\""
+                    );
+                }
+            }
+            for db in &c.sqlite_databases {
+                if db != "default" {
+                    bail!(
+                        "{at}.sqlite_databases: database \"{db}\" needs a runtime config, which this runtime does not read; use \"default\""
+                    );
+                }
+            }
+            for var in c.variables.keys() {
+                check_variable_name(var).with_context(|| format!("{at}.variables.{var}"))?;
+            }
+            let _ = (&c.description, c.build.as_ref().map(|b| &b.watch));
+        }
+
+        Ok(Self {
+            path: path.to_path_buf(),
+            dir,
+            name: raw.application.name,
+            variables: raw.variables,
+            triggers,
+            components: raw.component,
+        })
+    }
+
+    /// The absolute path of a component's wasm file.
+    pub fn source_path(&self, component: &ComponentDecl) -> PathBuf {
+        self.dir.join(&component.source)
+    }
+}
+
+/// Spin's rule for variable names: lowercase ASCII letters, digits and underscores, starting
+/// with a letter.
+pub fn check_variable_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        bail!(
+            "invalid variable name \"{name}\": use lowercase letters, digits and underscores, starting with a letter"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest> {
+        Manifest::parse(text, Path::new("spin.toml"), PathBuf::from("."))
+    }
+
+    const MINIMAL: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "t"
+[[trigger.http]]
+route = "/..."
+component = "web"
+[component.web]
+source = "web.wasm"
+"#;
+
+    #[test]
+    fn a_minimal_manifest_is_read() -> Result<()> {
+        let m = parse(MINIMAL)?;
+        assert_eq!(m.name, "t");
+        assert_eq!(m.triggers.len(), 1);
+        assert_eq!(m.triggers[0].component, "web");
+        Ok(())
+    }
+
+    #[test]
+    fn manifest_version_1_is_refused() {
+        let err = parse(&MINIMAL.replace("= 2", "= 1"))
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("spin_manifest_version must be 2")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_component_fields_are_named() {
+        let text = MINIMAL.replace("source = \"web.wasm\"", "source = \"web.wasm\"\nfiles = []");
+        let err = parse(&text)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("files"), "{err}");
+        assert!(err.starts_with("spin.toml (line"), "{err}");
+    }
+
+    #[test]
+    fn a_trigger_naming_a_missing_component_is_refused() {
+        let text = MINIMAL.replace("component = \"web\"", "component = \"nope\"");
+        let err = parse(&text)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("trigger.http[0].component"), "{err}");
+        assert!(err.contains("[component.nope]"), "{err}");
+    }
+
+    #[test]
+    fn variable_names_follow_spin_rules() {
+        assert!(check_variable_name("mail_api_url").is_ok());
+        assert!(check_variable_name("Mail").is_err());
+        assert!(check_variable_name("1mail").is_err());
+        assert!(check_variable_name("mail-url").is_err());
+        assert!(check_variable_name("").is_err());
+    }
+
+    #[test]
+    fn stores_other_than_default_are_refused() {
+        let text = MINIMAL.replace(
+            "source = \"web.wasm\"",
+            "source = \"web.wasm\"\nkey_value_stores = [\"cache\"]",
+        );
+        let err = parse(&text)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("component.web.key_value_stores"), "{err}");
+    }
+}

@@ -1,0 +1,522 @@
+//! The application at run time: one engine, one pre-instantiated component per manifest
+//! entry, and a fresh instance in a fresh store for every request, as Spin does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::SpinHost;
+use crate::compile_cache;
+use crate::key_value::KeyValue;
+use crate::manifest::Manifest;
+use crate::outbound_http::{AllowedHosts, OutboundHooks};
+use crate::router::{Route, RouteMatch, Router};
+use crate::spin_ctx::{Grants, SpinData, SpinView, Stores};
+use crate::sqlite::Databases;
+use crate::variables::Resolver;
+
+/// How long an epoch lasts; the request time limit is counted in epochs.
+const EPOCH: Duration = Duration::from_millis(10);
+
+/// Per-request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock time a request may take before it is stopped.
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_request_body: usize,
+    /// Instances that may exist at once (requests in flight, chained calls included).
+    pub max_instances: u32,
+}
+
+/// Where the runtime keeps its files.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub state: PathBuf,
+    pub cache: PathBuf,
+}
+
+struct Loaded {
+    pre: ProxyPre<RequestState>,
+    grants: Arc<Grants>,
+}
+
+/// A running application.
+pub struct App {
+    engine: Engine,
+    components: Vec<Loaded>,
+    by_name: HashMap<String, usize>,
+    pub router: Router,
+    stores: Arc<Stores>,
+    pub limits: Limits,
+}
+
+/// How a request ended, for the log and the status code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Answered,
+    Trapped,
+    OutOfMemory,
+    TimedOut,
+    Busy,
+}
+
+/// The store data of one request.
+pub struct RequestState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    grants: Arc<Grants>,
+    stores: Arc<Stores>,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+fn spin_view(state: &mut RequestState) -> SpinView<'_> {
+    SpinView {
+        table: &mut state.table,
+        grants: &state.grants,
+        stores: &state.stores,
+    }
+}
+
+/// Refuses memory growth past the limit and remembers that it did, so a trap that follows
+/// can be reported as out-of-memory.
+struct MemoryLimiter {
+    max: usize,
+    refused: Arc<AtomicBool>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.refused.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+fn engine(limits: &Limits) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * 8)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 4)
+        .total_stacks(limits.max_instances)
+        .max_memory_size(limits.memory_bytes);
+    let mut config = Config::new();
+    config.epoch_interruption(true).allocation_strategy(pool);
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot configure the wasm engine")
+}
+
+impl App {
+    /// Loads every component of the manifest: compiles (or reads compiled code from the
+    /// cache), links and pre-instantiates it.
+    pub fn load(
+        manifest: &Manifest,
+        resolver: &Resolver,
+        dirs: &Dirs,
+        limits: Limits,
+    ) -> Result<Arc<Self>> {
+        let engine = engine(&limits)?;
+        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        SpinHost::add_to_linker::<_, SpinData>(&mut linker, spin_view)?;
+
+        let stores = Arc::new(Stores {
+            key_value: KeyValue::open(&dirs.state)?,
+            sqlite: Databases::open(&dirs.state)?,
+        });
+
+        let file = manifest.path.display().to_string();
+        let mut components = Vec::new();
+        let mut by_name = HashMap::new();
+        for (name, decl) in &manifest.components {
+            let source = manifest.source_path(decl);
+            let component = load_component(&engine, &source, &dirs.cache).with_context(|| {
+                let fix = match &decl.build {
+                    Some(b) => {
+                        format!("build it with `caseport up --build` (runs `{}`)", b.command)
+                    }
+                    None => "build it, or fix the path".to_string(),
+                };
+                format!(
+                    "{file}: component.{name}.source = \"{}\": {fix}",
+                    decl.source
+                )
+            })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("{file}: component.{name}: it imports something this runtime does not provide"))?;
+            let pre = ProxyPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "{file}: component.{name}: it does not export wasi:http/incoming-handler"
+                    )
+                })?;
+            let hosts: Vec<String> = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| resolver.expand(h))
+                .collect::<Result<_>>()
+                .with_context(|| format!("{file}: component.{name}.allowed_outbound_hosts"))?;
+            let grants = Grants {
+                component: name.clone(),
+                key_value_stores: decl.key_value_stores.clone(),
+                sqlite_databases: decl.sqlite_databases.clone(),
+                variables: resolver.component_values(name, &file, &decl.variables)?,
+                allowed_outbound_hosts: AllowedHosts::parse(&hosts)
+                    .with_context(|| format!("{file}: component.{name}.allowed_outbound_hosts"))?,
+                environment: decl.environment.clone().into_iter().collect(),
+            };
+            by_name.insert(name.clone(), components.len());
+            components.push(Loaded {
+                pre,
+                grants: Arc::new(grants),
+            });
+        }
+
+        let mut router = Router::default();
+        for trigger in &manifest.triggers {
+            if let (Some(route), Some(&index)) = (&trigger.route, by_name.get(&trigger.component)) {
+                router.add(route.clone(), index);
+            }
+        }
+
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH);
+                }
+            })
+            .context("cannot start the epoch timer")?;
+
+        Ok(Arc::new(Self {
+            engine,
+            components,
+            by_name,
+            router,
+            stores,
+            limits,
+        }))
+    }
+
+    /// The grants of component `index`.
+    pub fn grants(&self, index: usize) -> &Grants {
+        &self.components[index].grants
+    }
+
+    /// The index of the component called `name`.
+    pub fn component_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Serves a service-chained request (from another component) with component `index`.
+    pub async fn chain(
+        self: Arc<Self>,
+        index: usize,
+        mut request: http::Request<Bytes>,
+    ) -> http::Response<HyperOutgoingBody> {
+        let full_url = request.uri().to_string();
+        set_spin_headers(request.headers_mut(), &full_url, None, None);
+        let (response, _) = Box::pin(self.dispatch(index, request)).await;
+        response
+    }
+
+    /// Runs component `index` on `request` in a fresh instance.
+    pub async fn dispatch(
+        self: Arc<Self>,
+        index: usize,
+        request: http::Request<Bytes>,
+    ) -> (http::Response<HyperOutgoingBody>, Outcome) {
+        let loaded = &self.components[index];
+        let refused = Arc::new(AtomicBool::new(false));
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        for (k, v) in &loaded.grants.environment {
+            wasi.env(k, v);
+        }
+        let state = RequestState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks {
+                app: self.clone(),
+                component: index,
+            },
+            grants: loaded.grants.clone(),
+            stores: self.stores.clone(),
+            limiter: MemoryLimiter {
+                max: self.limits.memory_bytes,
+                refused: refused.clone(),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = (self.limits.request_timeout.as_millis() / EPOCH.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = request
+            .map(|b| Full::new(b).map_err(|never| -> wasmtime_wasi_http::Error { match never {} }));
+        let prepared = (|| {
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            anyhow::Ok((req, out))
+        })();
+        let (req, out) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    error_response(400, "bad_request", &format!("{e:#}")),
+                    Outcome::Answered,
+                );
+            }
+        };
+        let pre = loaded.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+
+        let name = &loaded.grants.component;
+        match tokio::time::timeout(self.limits.request_timeout, receiver).await {
+            Ok(Ok(Ok(response))) => (response, Outcome::Answered),
+            Ok(Ok(Err(code))) => {
+                eprintln!("component {name} answered with an error: {code:?}");
+                (
+                    error_response(500, "component_error", "The service failed to answer."),
+                    Outcome::Trapped,
+                )
+            }
+            Ok(Err(_)) => {
+                let error = match task.await {
+                    Ok(Ok(())) => {
+                        wasmtime::Error::msg("the component returned without setting a response")
+                    }
+                    Ok(Err(e)) => e,
+                    Err(e) => wasmtime::Error::msg(e.to_string()),
+                };
+                self.failure(name, error, refused.load(Ordering::Relaxed))
+            }
+            Err(_) => {
+                task.abort();
+                eprintln!(
+                    "component {name} exceeded the request time limit of {:?}",
+                    self.limits.request_timeout
+                );
+                (
+                    timeout_response(self.limits.request_timeout),
+                    Outcome::TimedOut,
+                )
+            }
+        }
+    }
+
+    fn failure(
+        &self,
+        name: &str,
+        error: wasmtime::Error,
+        out_of_memory: bool,
+    ) -> (http::Response<HyperOutgoingBody>, Outcome) {
+        let trap = error.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::Interrupt) {
+            eprintln!(
+                "component {name} exceeded the request time limit of {:?}",
+                self.limits.request_timeout
+            );
+            return (
+                timeout_response(self.limits.request_timeout),
+                Outcome::TimedOut,
+            );
+        }
+        let text = format!("{error:?}");
+        if text.contains("maximum concurrent") || text.contains("pooling allocator") {
+            eprintln!("component {name}: no instance slot free: {error:#}");
+            let mut r = error_response(503, "busy", "The server is busy; try again in a moment.");
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            return (r, Outcome::Busy);
+        }
+        if out_of_memory {
+            eprintln!(
+                "component {name} ran out of memory (limit {} MiB): {error:#}",
+                self.limits.memory_bytes >> 20
+            );
+            return (
+                error_response(500, "internal", "The service failed to answer."),
+                Outcome::OutOfMemory,
+            );
+        }
+        eprintln!("component {name} trapped: {error:#}");
+        (
+            error_response(500, "internal", "The service failed to answer."),
+            Outcome::Trapped,
+        )
+    }
+}
+
+fn timeout_response(limit: Duration) -> http::Response<HyperOutgoingBody> {
+    error_response(
+        503,
+        "timeout",
+        &format!(
+            "The service took longer than {} s to answer; try again.",
+            limit.as_secs_f32()
+        ),
+    )
+}
+
+/// Sets Spin's `spin-*` request headers, first removing any the client sent, so a client
+/// cannot forge what the runtime tells the component. A chained request has no route: its
+/// path info is the whole path.
+pub fn set_spin_headers(
+    headers: &mut http::HeaderMap,
+    full_url: &str,
+    route: Option<(&Route, &RouteMatch)>,
+    client_addr: Option<&str>,
+) {
+    let forged: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for k in forged {
+        headers.remove(k);
+    }
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::try_from(name),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    };
+    set("spin-full-url", full_url);
+    set("spin-base-path", "/");
+    match route {
+        Some((route, matched)) => {
+            set("spin-path-info", &matched.path_info);
+            set("spin-matched-route", route.text());
+            set("spin-raw-component-route", route.text());
+            set("spin-component-route", &route.base());
+            for (param, value) in &matched.params {
+                set(&format!("spin-path-match-{param}"), value);
+            }
+        }
+        None => {
+            let path = full_url
+                .parse::<http::Uri>()
+                .map(|u| u.path().to_string())
+                .unwrap_or_default();
+            set("spin-path-info", &path);
+        }
+    }
+    if let Some(addr) = client_addr {
+        set("spin-client-addr", addr);
+    }
+}
+
+/// A JSON error answered by the runtime itself, in the application's error shape.
+pub fn error_response(status: u16, code: &str, message: &str) -> http::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut response = http::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn load_component(engine: &Engine, source: &Path, cache: &Path) -> Result<Component> {
+    let bytes = match std::fs::read(source) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{} does not exist", source.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", source.display())),
+    };
+    compile_cache::component(engine, &bytes, cache)
+}

@@ -1,0 +1,167 @@
+//! A test component: each path exercises one host interface, so the runtime's tests can
+//! check routing, grants, state, variables, outbound HTTP and failure handling through HTTP.
+
+// `#[http_component]` expands to the component's export glue, which is unsafe code.
+#![allow(unsafe_code)]
+
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::{key_value, sqlite, sqlite3, variables};
+
+fn text(status: u16, body: impl Into<String>) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(body.into())
+        .build()
+}
+
+/// Every answer names the component that gave it, so routing can be checked from outside.
+fn named(component: &str, mut response: Response) -> Response {
+    response.set_header("x-probe-component", component);
+    response
+}
+
+fn failed(e: impl std::fmt::Debug) -> Response {
+    text(500, format!("{e:?}"))
+}
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    let component = variables::get("component_name").unwrap_or_else(|_| "unnamed".into());
+    named(&component, answer(&req, &component))
+}
+
+/// Dispatches on the part of the path after the matched route, so one wasm file can serve
+/// several routes of a test manifest.
+fn answer(req: &Request, component: &str) -> Response {
+    let path = req
+        .header("spin-path-info")
+        .and_then(|v| v.as_str())
+        .filter(|p| !p.is_empty())
+        .unwrap_or(req.path())
+        .to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (req.method(), segments.as_slice()) {
+        (Method::Get, ["whoami"]) => text(200, component.to_string()),
+        (Method::Get, ["headers"]) => {
+            let mut lines: Vec<String> = req
+                .headers()
+                .filter(|(k, _)| k.starts_with("spin-"))
+                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                .collect();
+            lines.sort();
+            text(200, lines.join("\n"))
+        }
+        (Method::Get, ["kv", key]) => match key_value::Store::open_default() {
+            Ok(store) => match store.get(key) {
+                Ok(Some(v)) => text(200, String::from_utf8_lossy(&v)),
+                Ok(None) => text(404, "no such key"),
+                Err(e) => failed(e),
+            },
+            Err(e) => failed(e),
+        },
+        (Method::Put, ["kv", key]) => match key_value::Store::open_default() {
+            Ok(store) => match store.set(key, req.body()) {
+                Ok(()) => text(204, ""),
+                Err(e) => failed(e),
+            },
+            Err(e) => failed(e),
+        },
+        (Method::Post, ["notes"]) => add_note(&String::from_utf8_lossy(req.body())),
+        (Method::Get, ["notes"]) => list_notes(),
+        (Method::Get, ["sqlite3"]) => sqlite3_changes(),
+        (Method::Get, ["var", name]) => match variables::get(name) {
+            Ok(v) => text(200, v),
+            Err(e) => text(404, format!("{e:?}")),
+        },
+        (Method::Get, ["outbound"]) => outbound(req.query()),
+        (Method::Post, ["echo"]) => text(200, format!("{} bytes", req.body().len())),
+        (Method::Get, ["trap"]) => trap(),
+        (Method::Get, ["loop"]) => spin_forever(),
+        (Method::Get, ["alloc"]) => allocate_forever(),
+        _ => text(404, format!("{component}: nothing at {path}")),
+    }
+}
+
+fn add_note(note: &str) -> Response {
+    let result = sqlite::Connection::open_default().and_then(|db| {
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+            &[],
+        )?;
+        db.execute(
+            "INSERT INTO notes (body) VALUES (?)",
+            &[sqlite::Value::Text(note.to_string())],
+        )
+    });
+    match result {
+        Ok(_) => text(201, ""),
+        Err(e) => failed(e),
+    }
+}
+
+fn list_notes() -> Response {
+    let result = sqlite::Connection::open_default()
+        .and_then(|db| db.execute("SELECT body FROM notes ORDER BY id", &[]));
+    match result {
+        Ok(rows) => text(
+            200,
+            rows.rows()
+                .filter_map(|r| r.get::<&str>("body").map(str::to_string))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+fn sqlite3_changes() -> Response {
+    let result = sqlite3::Connection::open_default().and_then(|db| {
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+            &[],
+        )?;
+        db.execute("INSERT INTO counters (n) VALUES (1), (2)", &[])?;
+        Ok((db.changes(), db.last_insert_rowid()))
+    });
+    match result {
+        Ok((changes, rowid)) => text(200, format!("changes={changes} rowid={rowid}")),
+        Err(e) => failed(e),
+    }
+}
+
+fn outbound(query: &str) -> Response {
+    let Some(url) = query.strip_prefix("url=") else {
+        return text(400, "pass ?url=");
+    };
+    let url = url.replace("%3A", ":").replace("%2F", "/");
+    let sent: Result<Response, _> = spin_sdk::http::run(spin_sdk::http::send(Request::get(url)));
+    match sent {
+        Ok(r) => text(
+            200,
+            format!("{} {}", r.status(), String::from_utf8_lossy(r.body())),
+        ),
+        Err(e) => text(502, format!("{e:?}")),
+    }
+}
+
+#[allow(clippy::panic)]
+fn trap() -> Response {
+    panic!("the probe was asked to trap")
+}
+
+fn spin_forever() -> Response {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn allocate_forever() -> Response {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        kept.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&kept);
+    }
+}
