@@ -10,10 +10,16 @@ use crate::bindings::fermyon::spin::variables;
 use crate::manifest::{Manifest, check_variable_name};
 
 /// The application variables, resolved once at start-up.
-/// No `Debug`: values may be secrets.
 #[derive(Default)]
 pub struct Resolver {
     values: BTreeMap<String, String>,
+}
+
+/// Names only: values may be secrets.
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.values.keys()).finish()
+    }
 }
 
 impl Resolver {

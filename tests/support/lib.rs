@@ -1,1 +1,463 @@
+//! Test support: builds the runtime and the wasm components once per test run, starts
+//! `caseport up` on a free port with a fresh state directory, and talks to it over HTTP.
 
+// Test support fails loudly: a panic here is a failed test with its reason.
+#![allow(clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Every wasm package: the application's components and the test probe.
+pub const WASM_PACKAGES: &[&str] = &[
+    "caseport-login",
+    "caseport-caseload",
+    "caseport-client-info",
+    "caseport-reset-and-send",
+    "caseport-web",
+    "caseport-dev-mailbox",
+    "caseport-probe",
+];
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The test probe application's manifest.
+pub fn probe_manifest() -> PathBuf {
+    root().join("tests/fixtures/probe/spin.toml")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Builds `caseport` and every wasm component, once per test binary; returns the binary.
+pub fn caseport_binary() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let run = |mut c: Command, what: &str| -> Result<(), String> {
+            let status = c
+                .status()
+                .map_err(|e| format!("cannot run cargo for {what}: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("building {what} failed: {status}"))
+            }
+        };
+        let mut host = cargo();
+        host.args(["build", "--release", "-p", "caseport", "--bin", "caseport"]);
+        run(host, "the runtime")?;
+        let mut wasm = cargo();
+        wasm.args(["build", "--target", "wasm32-wasip2", "--profile", "wasm"]);
+        for p in WASM_PACKAGES {
+            wasm.args(["-p", p]);
+        }
+        run(wasm, "the wasm components")?;
+        Ok(root().join("target/release/caseport"))
+    });
+    match built {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// How to start `caseport up`.
+#[derive(Clone, Default)]
+pub struct Up {
+    pub manifest: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Up {
+    /// The Caseport application itself.
+    pub fn caseport() -> Self {
+        Self::default()
+    }
+
+    /// The probe application, with its one required variable set.
+    pub fn probe() -> Self {
+        Self {
+            manifest: Some(probe_manifest()),
+            args: vec!["--variable".into(), "api_token=test-token".into()],
+            ..Self::default()
+        }
+    }
+
+    /// Adds command-line arguments.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Adds `--variable name=value`.
+    pub fn variable(self, name: &str, value: &str) -> Self {
+        self.arg("--variable").arg(format!("{name}={value}"))
+    }
+
+    /// Sets an environment variable for the process.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Reuses a state directory (to check what survives a restart).
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    fn command(&self, state: &Path, listen: &str) -> Command {
+        let mut c = Command::new(caseport_binary());
+        c.arg("up")
+            .arg("--from")
+            .arg(self.manifest.clone().unwrap_or_else(root))
+            .args(["--listen", listen])
+            .arg("--state-dir")
+            .arg(state)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("RUST_LOG")
+            .env("XDG_CACHE_HOME", root().join("target/test-cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Starts the server and waits until it listens.
+    pub fn start(self) -> Result<Server> {
+        let temp = tempfile::tempdir()?;
+        let state = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| temp.path().join("state"));
+        let mut child = self.command(&state, "127.0.0.1:0").spawn()?;
+        let output = Output::capture(&mut child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(base) = output.find_map(|line| {
+                line.strip_prefix("Serving ")
+                    .and_then(|rest| rest.split(" at http://").nth(1))
+                    .map(str::to_string)
+            }) {
+                return Ok(Server {
+                    child,
+                    base,
+                    output,
+                    state,
+                    _temp: temp,
+                });
+            }
+            if let Some(status) = child.try_wait()? {
+                output.wait_closed();
+                bail!("caseport up exited with {status}:\n{}", output.text());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("caseport up did not start in time:\n{}", output.text());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `caseport up` expecting it to fail before serving; returns its status and output.
+    pub fn fail(self, listen: &str) -> Result<(ExitStatus, String)> {
+        let temp = tempfile::tempdir()?;
+        let mut child = self.command(&temp.path().join("state"), listen).spawn()?;
+        let output = Output::capture(&mut child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                output.wait_closed();
+                return Ok((status, output.text()));
+            }
+            if Instant::now() > deadline || output.text().contains("Serving ") {
+                let _ = child.kill();
+                bail!(
+                    "caseport up was expected to fail but kept running:\n{}",
+                    output.text()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The combined stdout and stderr of a child, collected as it arrives.
+#[derive(Clone, Default)]
+pub struct Output {
+    lines: Arc<Mutex<Vec<String>>>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Output {
+    fn capture(child: &mut Child) -> Self {
+        let out = Self::default();
+        let streams: Vec<Box<dyn Read + Send>> = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for stream in streams {
+            let lines = out.lines.clone();
+            let open = out.open.clone();
+            open.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut l) = lines.lock() {
+                        l.push(line);
+                    }
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        out
+    }
+
+    fn wait_closed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn find_map<T>(&self, f: impl Fn(&str) -> Option<T>) -> Option<T> {
+        self.lines.lock().ok()?.iter().find_map(|l| f(l))
+    }
+
+    /// Everything printed so far.
+    pub fn text(&self) -> String {
+        self.lines.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+/// A running `caseport up`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub output: Output,
+    pub state: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply> {
+    let mut r = r.context("HTTP request failed")?;
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(50 << 20)
+        .read_to_string()?;
+    Ok(Reply {
+        status: r.status().as_u16(),
+        headers,
+        body,
+    })
+}
+
+impl Server {
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.base)
+    }
+
+    /// GET `path`.
+    pub fn get(&self, path: &str) -> Reply {
+        self.get_with(path, &[])
+    }
+
+    /// GET `path` with extra headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        reply(req.call()).unwrap_or_else(|e| panic!("GET {path}: {e:#}"))
+    }
+
+    /// Sends `body` with `method` to `path`.
+    pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let url = self.url(path);
+        let result = match method {
+            "POST" => agent().post(&url).send(body),
+            "PUT" => agent().put(&url).send(body),
+            "PATCH" => agent().patch(&url).send(body),
+            other => panic!("unsupported method {other}"),
+        };
+        reply(result).unwrap_or_else(|e| panic!("{method} {path}: {e:#}"))
+    }
+
+    /// Sends raw bytes over a new TCP connection and returns the raw answer (for requests an
+    /// HTTP client library would not send, such as a chunked body with no length).
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut stream = std::net::TcpStream::connect(&self.base)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", self.base));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        stream
+            .write_all(request)
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Waits until the output contains `needle` (log lines are written as requests end).
+    pub fn wait_for_output(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.output.text().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Asks the server to stop (SIGTERM) and waits for it to exit.
+    pub fn stop(mut self) -> Result<(ExitStatus, String)> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.output.wait_closed();
+                return Ok((status, self.output.text()));
+            }
+            if Instant::now() > deadline {
+                bail!("caseport up did not stop after SIGTERM");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP server on 127.0.0.1 standing in for the outside world: it answers every
+/// request with `status` and `body`, and counts the connections it accepted.
+pub struct Upstream {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    /// Starts answering in a background thread; it lives as long as the test process.
+    pub fn start(status: u16, body: &'static str) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut reader = BufReader::new(match stream.try_clone() {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                });
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Ok(Self { port, hits })
+    }
+
+    /// A port on which nothing listens.
+    pub fn closed_port() -> Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Ok(listener.local_addr()?.port())
+    }
+}
+
+/// POSTs a JSON body with extra headers.
+pub fn post_json_with(
+    server: &Server,
+    path: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = agent()
+        .post(server.url(path))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    reply(req.send(body.to_string().as_bytes())).unwrap_or_else(|e| panic!("POST {path}: {e:#}"))
+}

@@ -1,0 +1,127 @@
+//! What `caseport up` says when it cannot start: one clear line naming the file, the field
+//! and the fix.
+
+use std::path::Path;
+
+use caseport_tests::{Up, probe_manifest};
+
+fn manifest_in(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn error_line(output: &str) -> &str {
+    output
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{output}"))
+}
+
+#[test]
+fn a_malformed_manifest_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_in(
+        dir.path(),
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \n",
+    );
+    let up = Up {
+        manifest: Some(path.clone()),
+        ..Up::default()
+    };
+    let (status, output) = up.fail("127.0.0.1:0").unwrap();
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(
+        line.contains(&format!("{} (line 6)", path.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unsupported_field_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_in(
+        dir.path(),
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\nfiles = [\"static/**\"]\n",
+    );
+    let up = Up {
+        manifest: Some(path),
+        ..Up::default()
+    };
+    let (_, output) = up.fail("127.0.0.1:0").unwrap();
+    assert!(
+        error_line(&output).contains("unknown field `files`"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_missing_wasm_file_names_the_component_and_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest_in(
+        dir.path(),
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n[component.web]\nsource = \"missing/web.wasm\"\n[component.web.build]\ncommand = \"make web\"\n",
+    );
+    let up = Up {
+        manifest: Some(path),
+        ..Up::default()
+    };
+    let (_, output) = up.fail("127.0.0.1:0").unwrap();
+    let line = error_line(&output);
+    assert!(
+        line.contains("component.web.source = \"missing/web.wasm\""),
+        "{line}"
+    );
+    assert!(line.contains("caseport up --build"), "{line}");
+    assert!(line.contains("does not exist"), "{line}");
+}
+
+#[test]
+fn an_unknown_variable_is_refused() {
+    let (status, output) = Up::probe()
+        .variable("no_such_thing", "1")
+        .fail("127.0.0.1:0")
+        .unwrap();
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(line.contains("--variable no_such_thing"), "{line}");
+    assert!(
+        line.contains(&probe_manifest().display().to_string()),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_port_in_use_says_so_and_how_to_choose_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, output) = Up::probe().fail(&addr).unwrap();
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+    assert!(line.contains("already in use"), "{line}");
+    assert!(line.contains("--listen"), "{line}");
+}
+
+#[test]
+fn a_template_naming_an_undeclared_variable_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = caseport_tests::root().join("target/wasm32-wasip2/wasm/caseport_probe.wasm");
+    caseport_tests::caseport_binary();
+    let path = manifest_in(
+        dir.path(),
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n[component.c]\nsource = {:?}\nvariables = {{ v = \"{{{{ nope }}}}\" }}\n",
+            wasm.display().to_string()
+        ),
+    );
+    let up = Up {
+        manifest: Some(path),
+        ..Up::default()
+    };
+    let (_, output) = up.fail("127.0.0.1:0").unwrap();
+    let line = error_line(&output);
+    assert!(line.contains("component.c.variables.v"), "{line}");
+    assert!(line.contains("\"nope\""), "{line}");
+}
