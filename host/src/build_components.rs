@@ -61,11 +61,9 @@ fn ensure_rust_targets(dir: &Path) {
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .status();
-    if let Ok(status) = installed {
-        if !status.success() {
-            eprintln!(
-                "`rustup toolchain install` failed; the build may lack the wasm32-wasip2 target"
-            );
-        }
+    if let Ok(status) = installed
+        && !status.success()
+    {
+        eprintln!("`rustup toolchain install` failed; the build may lack the wasm32-wasip2 target");
     }
 }

@@ -50,7 +50,7 @@ impl key_value::Host for SpinView<'_> {}
 
 impl key_value::HostStore for SpinView<'_> {
     fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
-        if !self.grants.key_value_stores.iter().any(|s| *s == label) {
+        if !self.grants.key_value_stores.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
         if label != "default" {

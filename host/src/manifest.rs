@@ -173,14 +173,13 @@ impl Manifest {
                 raw.spin_manifest_version
             );
         }
-        if let Some(t) = &raw.application.trigger {
-            if let Some(base) = t.get("http").and_then(|h| h.get("base")) {
-                if base.as_str() != Some("/") {
-                    bail!(
-                        "{file}: application.trigger.http.base = {base:?} is not supported; remove it (routes are served from /)"
-                    );
-                }
-            }
+        if let Some(t) = &raw.application.trigger
+            && let Some(base) = t.get("http").and_then(|h| h.get("base"))
+            && base.as_str() != Some("/")
+        {
+            bail!(
+                "{file}: application.trigger.http.base = {base:?} is not supported; remove it (routes are served from /)"
+            );
         }
         let _ = (
             &raw.application.version,
@@ -226,17 +225,16 @@ impl Manifest {
                     "{file}: {field}.route = {{ private = false }} is not valid; use a path or {{ private = true }}"
                 ),
             };
-            if let Some(r) = &route {
-                if let Some(other) = triggers
+            if let Some(r) = &route
+                && let Some(other) = triggers
                     .iter()
                     .filter_map(|t: &HttpTrigger| t.route.as_ref())
                     .find(|o| o.text() == r.text())
-                {
-                    bail!(
-                        "{file}: {field}.route \"{}\" is declared twice; each route may appear once",
-                        other.text()
-                    );
-                }
+            {
+                bail!(
+                    "{file}: {field}.route \"{}\" is declared twice; each route may appear once",
+                    other.text()
+                );
             }
             triggers.push(HttpTrigger { route, component });
         }

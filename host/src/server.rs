@@ -116,12 +116,12 @@ async fn handle(
     response
 }
 
-async fn route<'a>(
-    app: &'a Arc<App>,
+async fn route(
+    app: &Arc<App>,
     request: Request<Incoming>,
     peer: SocketAddr,
     local: Option<SocketAddr>,
-) -> (Response<HyperOutgoingBody>, Option<&'a str>) {
+) -> (Response<HyperOutgoingBody>, Option<&str>) {
     let path = request.uri().path().to_string();
     let Some((route, index, matched)) = app.router.find(&path) else {
         return (
@@ -171,10 +171,10 @@ async fn route<'a>(
             .map(|p| p.as_str())
             .unwrap_or("/")
     );
-    if !parts.headers.contains_key(http::header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&host) {
-            parts.headers.insert(http::header::HOST, v);
-        }
+    if !parts.headers.contains_key(http::header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&host)
+    {
+        parts.headers.insert(http::header::HOST, v);
     }
     set_spin_headers(
         &mut parts.headers,

@@ -2,6 +2,10 @@
 //!
 //! One test binary, so the runtime and the components are built once per run.
 
+// Test code: a failed expectation is a panic with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod architecture;
 mod caseport_app;
 mod runtime;
 mod startup_errors;

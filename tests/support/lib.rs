@@ -59,6 +59,13 @@ pub fn caseport_binary() -> &'static Path {
                 Err(format!("building {what} failed: {status}"))
             }
         };
+        // Cargo does not add the wasm32-wasip2 target that rust-toolchain.toml names;
+        // `rustup toolchain install` does, and is quick when it is there already.
+        let _ = Command::new("rustup")
+            .args(["toolchain", "install"])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .status();
         let mut host = cargo();
         host.args(["build", "--release", "-p", "caseport", "--bin", "caseport"]);
         run(host, "the runtime")?;
