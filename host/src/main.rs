@@ -44,6 +44,24 @@ struct Cli {
 enum Commands {
     /// Serve the application, as `spin up` does.
     Up(UpArgs),
+    /// Measure how long making a fresh instance of each component takes (the per-request cost).
+    TimeInstantiation(TimeArgs),
+}
+
+#[derive(clap::Args)]
+struct TimeArgs {
+    /// The application's manifest, or the directory holding spin.toml.
+    #[arg(short = 'f', long = "from", default_value = ".")]
+    from: PathBuf,
+    /// Set an application variable, as NAME=VALUE; may be repeated.
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
+    /// Where compiled components are cached (default: ~/.cache/caseport).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Instantiations per component.
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +102,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Up(args) => up(args),
+        Commands::TimeInstantiation(args) => time_instantiation(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,6 +166,51 @@ fn up(args: UpArgs) -> Result<()> {
         }
         server::serve(app, listener).await
     })
+}
+
+fn time_instantiation(args: TimeArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.from)?;
+    let cli_vars = args
+        .variables
+        .iter()
+        .map(|v| parse_variable(v))
+        .collect::<Result<Vec<_>>>()?;
+    let resolver = Resolver::new(&manifest, &cli_vars, |n| std::env::var(n).ok())?;
+    let state = std::env::temp_dir().join(format!("caseport-time-{}", std::process::id()));
+    let dirs = Dirs {
+        state: state.clone(),
+        cache: args.cache_dir.unwrap_or_else(default_cache_dir),
+    };
+    let limits = Limits {
+        memory_bytes: 128 << 20,
+        request_timeout: Duration::from_secs(30),
+        max_request_body: 1 << 20,
+        max_instances: 128,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let app = App::load(&manifest, &resolver, &dirs, limits)?;
+        println!("component\tmean_us\tp50_us\tp99_us\titerations");
+        for name in manifest.components.keys() {
+            let mut times = app.time_instantiation(name, args.iterations.max(1)).await?;
+            times.sort();
+            let micros = |d: Duration| d.as_secs_f64() * 1e6;
+            let mean = times.iter().map(|d| micros(*d)).sum::<f64>() / times.len() as f64;
+            let pick = |q: f64| micros(times[((times.len() - 1) as f64 * q) as usize]);
+            println!(
+                "{name}\t{mean:.1}\t{:.1}\t{:.1}\t{}",
+                pick(0.5),
+                pick(0.99),
+                times.len()
+            );
+        }
+        anyhow::Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&state);
+    result
 }
 
 fn default_cache_dir() -> PathBuf {

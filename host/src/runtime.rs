@@ -281,14 +281,9 @@ impl App {
         response
     }
 
-    /// Runs component `index` on `request` in a fresh instance.
-    pub async fn dispatch(
-        self: Arc<Self>,
-        index: usize,
-        request: http::Request<Bytes>,
-    ) -> (http::Response<HyperOutgoingBody>, Outcome) {
+    /// A fresh store for one request to component `index`, with its limits set.
+    fn new_store(self: &Arc<Self>, index: usize, refused: Arc<AtomicBool>) -> Store<RequestState> {
         let loaded = &self.components[index];
-        let refused = Arc::new(AtomicBool::new(false));
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         for (k, v) in &loaded.grants.environment {
@@ -306,7 +301,7 @@ impl App {
             stores: self.stores.clone(),
             limiter: MemoryLimiter {
                 max: self.limits.memory_bytes,
-                refused: refused.clone(),
+                refused,
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -314,6 +309,43 @@ impl App {
         let ticks = (self.limits.request_timeout.as_millis() / EPOCH.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
+        store
+    }
+
+    /// Times `iterations` store creations and instantiations of component `name`, as a
+    /// request would do them, without running the component.
+    pub async fn time_instantiation(
+        self: &Arc<Self>,
+        name: &str,
+        iterations: usize,
+    ) -> Result<Vec<Duration>> {
+        let index = self
+            .component_index(name)
+            .with_context(|| format!("no component named {name}"))?;
+        let mut times = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let started = std::time::Instant::now();
+            let mut store = self.new_store(index, Arc::new(AtomicBool::new(false)));
+            let instance = self.components[index]
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(anyhow::Error::from)?;
+            times.push(started.elapsed());
+            drop((instance, store));
+        }
+        Ok(times)
+    }
+
+    /// Runs component `index` on `request` in a fresh instance.
+    pub async fn dispatch(
+        self: Arc<Self>,
+        index: usize,
+        request: http::Request<Bytes>,
+    ) -> (http::Response<HyperOutgoingBody>, Outcome) {
+        let loaded = &self.components[index];
+        let refused = Arc::new(AtomicBool::new(false));
+        let mut store = self.new_store(index, refused.clone());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let request = request

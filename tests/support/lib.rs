@@ -180,7 +180,7 @@ impl Up {
                 let _ = child.kill();
                 bail!("caseport up did not start in time:\n{}", output.text());
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(2));
         }
     }
 

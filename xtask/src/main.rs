@@ -1,0 +1,190 @@
+//! `cargo xtask bench`: measures Caseport under `caseport up` on this machine and prints a
+//! Markdown table for docs/BENCHMARKS.md. Figures, not pass/fail: nothing here is a test.
+
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use caseport_tests::{Up, caseport_binary, root};
+
+const LOAD_SECONDS: u64 = 5;
+const START_RUNS: usize = 5;
+
+fn main() -> Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        Some("bench") => bench(),
+        _ => bail!("usage: cargo xtask bench"),
+    }
+}
+
+fn bench() -> Result<()> {
+    let binary = caseport_binary();
+    println!("# Caseport benchmark\n");
+    println!(
+        "machine: {}, {} cores\n",
+        machine(),
+        thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    println!("## Component sizes\n\n| component | size (KiB) |\n|---|---:|");
+    let wasm_dir = root().join("target/wasm32-wasip2/wasm");
+    for name in [
+        "login",
+        "caseload",
+        "client_info",
+        "reset_and_send",
+        "web",
+        "dev_mailbox",
+    ] {
+        let len = std::fs::metadata(wasm_dir.join(format!("caseport_{name}.wasm")))?.len();
+        println!(
+            "| {} | {:.0} |",
+            name.replace('_', "-"),
+            len as f64 / 1024.0
+        );
+    }
+
+    println!("\n## Time to first response after start\n");
+    println!(
+        "Median of {START_RUNS} starts: process start, manifest, compile or cache load, first `GET /`.\n"
+    );
+    println!("| start | median (ms) | min (ms) | max (ms) |\n|---|---:|---:|---:|");
+    let cache = tempfile::tempdir()?;
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..START_RUNS {
+        let _ = std::fs::remove_dir_all(cache.path());
+        cold.push(first_response(cache.path())?);
+        warm.push(first_response(cache.path())?);
+    }
+    for (label, mut runs) in [
+        ("cold (empty compile cache)", cold),
+        ("warm (compile cache)", warm),
+    ] {
+        runs.sort();
+        println!(
+            "| {label} | {:.0} | {:.0} | {:.0} |",
+            ms(runs[runs.len() / 2]),
+            ms(runs[0]),
+            ms(runs[runs.len() - 1])
+        );
+    }
+
+    println!("\n## Instantiation per request\n");
+    println!(
+        "`caseport time-instantiation`: a fresh store and instance from the pre-instantiated component.\n"
+    );
+    let out = Command::new(binary)
+        .args(["time-instantiation", "--iterations", "5000", "--from"])
+        .arg(root())
+        .output()
+        .context("caseport time-instantiation")?;
+    if !out.status.success() {
+        bail!(
+            "time-instantiation failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!("| component | mean (µs) | p50 (µs) | p99 (µs) |\n|---|---:|---:|---:|");
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() >= 4 {
+            println!("| {} | {} | {} | {} |", f[0], f[1], f[2], f[3]);
+        }
+    }
+
+    println!("\n## Static GET / through `caseport up`\n");
+    println!("Keep-alive connections, {LOAD_SECONDS} s per row, client on the same machine.\n");
+    println!(
+        "| connections | requests/s | p50 (ms) | p99 (ms) | errors |\n|---:|---:|---:|---:|---:|"
+    );
+    let app = Up::caseport().start()?;
+    for connections in [1usize, 32] {
+        let (count, mut latencies, errors) = load(&app.url("/"), connections)?;
+        latencies.sort();
+        let pick = |q: f64| ms(latencies[((latencies.len() - 1) as f64 * q) as usize]);
+        println!(
+            "| {connections} | {:.0} | {:.2} | {:.2} | {errors} |",
+            count as f64 / LOAD_SECONDS as f64,
+            pick(0.5),
+            pick(0.99)
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn machine() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn first_response(cache: &std::path::Path) -> Result<Duration> {
+    let started = Instant::now();
+    let app = Up::caseport()
+        .arg("--cache-dir")
+        .arg(cache.to_string_lossy())
+        .start()?;
+    let r = app.get("/");
+    if r.status != 200 {
+        bail!("GET / answered {}", r.status);
+    }
+    Ok(started.elapsed())
+}
+
+/// Runs `connections` clients against `url` for LOAD_SECONDS; returns requests, latencies
+/// and failures.
+fn load(url: &str, connections: usize) -> Result<(usize, Vec<Duration>, usize)> {
+    let barrier = Arc::new(Barrier::new(connections));
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let url = url.to_string();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                barrier.wait();
+                let end = Instant::now() + Duration::from_secs(LOAD_SECONDS);
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match agent.get(&url).call() {
+                        Ok(mut r) if r.status() == 200 => {
+                            let _ = r.body_mut().read_to_vec();
+                            latencies.push(t.elapsed());
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load thread failed"))?;
+        all.extend(l);
+        errors += e;
+    }
+    Ok((all.len(), all, errors))
+}
