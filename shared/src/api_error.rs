@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, when there is one.
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -36,7 +38,31 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// 422 `invalid` naming the field at fault.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_string()),
+            ..Self::new(422, "invalid", message)
+        }
+    }
+
+    /// The same error with another code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// 500 `internal`: something went wrong inside; the detail goes to the log, not here.
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            "internal",
+            "Something went wrong on our side. Try again; if it keeps happening, contact support.",
+        )
     }
 
     /// 404 `not_found`, the same for "does not exist" and "not yours to see".
@@ -69,6 +95,14 @@ impl ApiError {
     }
 }
 
+impl From<crate::ports::StorageError> for ApiError {
+    fn from(e: crate::ports::StorageError) -> Self {
+        // The client learns only that it failed; the operator's log gets the reason.
+        eprintln!("{e}");
+        Self::internal()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,8 +114,7 @@ mod tests {
             plain,
             r#"{"error":{"code":"not_found","message":"There is nothing at this address."}}"#
         );
-        let mut with_field = ApiError::new(422, "invalid", "Enter a date as YYYY-MM-DD.");
-        with_field.field = Some("dob".into());
+        let with_field = ApiError::invalid("dob", "Enter a date as YYYY-MM-DD.");
         let v: serde_json::Value = serde_json::from_str(&with_field.to_json()).unwrap();
         assert_eq!(v["error"]["field"], "dob");
         assert_eq!(v["error"]["code"], "invalid");

@@ -1,8 +1,22 @@
-//! Caseport's core: the rules of the product, as plain Rust.
+//! Caseport's core: the rules of the product, as plain Rust over small storage traits.
 //!
 //! **Architecture invariant:** this crate knows nothing of spin-sdk or of an HTTP library.
 //! What an answer looks like on the wire (status numbers, header names, JSON error bodies)
 //! is described here as plain data, so every component answers alike.
 
 pub mod api_error;
+pub mod audit;
+pub mod auth;
+pub mod demo;
+pub mod domain;
+#[cfg(feature = "native")]
+pub mod native;
+pub mod passwords;
+pub mod policy;
+pub mod ports;
+pub mod request;
+pub mod schema;
 pub mod security_headers;
+pub mod settings;
+pub mod throttle;
+pub mod tokens;

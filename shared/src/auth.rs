@@ -1,0 +1,742 @@
+//! Signing in and out, forced and voluntary password changes, forgotten passwords and the
+//! one-time setup of the first administrator: the rules behind `/api/auth/*` and `/api/setup`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api_error::ApiError;
+use crate::audit;
+use crate::domain::{Account, AccountKind, Email, Password, Realm, Role, Token};
+use crate::passwords::{self, Check};
+use crate::policy;
+use crate::ports::{Clock, Db, Kv, StorageError, transaction};
+use crate::settings::Settings;
+use crate::throttle;
+use crate::tokens::{self, Purpose};
+
+/// How long the forced-change step may take after signing in with a temporary password.
+const CHANGE_TOKEN_SECONDS: i64 = 15 * 60;
+/// How long an emailed reset link works.
+const RESET_TOKEN_SECONDS: i64 = 30 * 60;
+
+/// What the rules run on.
+pub struct Ctx<'a> {
+    pub db: &'a dyn Db,
+    pub kv: &'a dyn Kv,
+    pub clock: &'a dyn Clock,
+    pub settings: &'a Settings,
+}
+
+impl Ctx<'_> {
+    fn now(&self) -> i64 {
+        self.clock.now().as_second()
+    }
+
+    fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), StorageError> {
+        audit::record(self.db, self.clock, actor, action, subject, detail)
+    }
+}
+
+/// The signed-in user, as the API shows it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct UserView {
+    pub id: i64,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    pub display_name: String,
+}
+
+/// How a sign-in ended.
+pub enum SignIn {
+    /// Signed in: the session token goes into the cookie.
+    Session { user: UserView, token: Token },
+    /// Right temporary password: a new password must be chosen first.
+    ChangeRequired {
+        change_token: Token,
+        expires_at: String,
+    },
+}
+
+/// `POST /api/auth/login`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub realm: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /api/auth/change-password`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    #[serde(default)]
+    pub change_token: Option<String>,
+    #[serde(default)]
+    pub current_password: Option<String>,
+    pub new_password: String,
+}
+
+/// `POST /api/auth/forgot`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotRequest {
+    pub email: String,
+}
+
+/// `POST /api/auth/reset`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// `POST /api/setup`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub setup_token: String,
+    pub email: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+struct Credential {
+    account: Account,
+    phc: String,
+    must_change: bool,
+    /// Set only for a generated temporary password.
+    temp_expires_at: Option<jiff::Timestamp>,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        401,
+        "invalid_credentials",
+        "The username or password is not right. Check both and try again.",
+    )
+}
+
+fn too_many_attempts(retry_after: u64) -> ApiError {
+    let minutes = retry_after.div_ceil(60).max(1);
+    ApiError {
+        retry_after: Some(retry_after),
+        ..ApiError::new(
+            429,
+            "too_many_attempts",
+            format!(
+                "Too many attempts. Wait {minutes} minute{} and try again.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        )
+    }
+}
+
+fn weak(field: &str, w: policy::Weakness) -> ApiError {
+    ApiError {
+        field: Some(field.to_string()),
+        ..ApiError::new(422, "weak_password", w.0)
+    }
+}
+
+fn credential_from(rows: &crate::ports::Rows) -> Option<Credential> {
+    let r = rows.first()?;
+    Some(Credential {
+        account: Account {
+            kind: AccountKind::from_db(r.text(0)?)?,
+            id: r.int(1)?,
+        },
+        phc: r.text(2)?.to_string(),
+        must_change: r.int(3)? != 0,
+        temp_expires_at: r.text(4).and_then(|t| t.parse().ok()),
+    })
+}
+
+const CREDENTIAL_COLUMNS: &str =
+    "c.owner_kind, c.owner_id, c.phc, c.must_change, c.temp_expires_at";
+
+fn find_by_username(
+    db: &dyn Db,
+    realm: Realm,
+    username: &str,
+) -> Result<Option<Credential>, StorageError> {
+    let sql = match realm {
+        Realm::Staff => format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c JOIN staff s ON s.id = c.owner_id
+             WHERE c.owner_kind = 'staff' AND c.username = ? AND s.status = 'active'"
+        ),
+        Realm::Portal => format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.owner_kind = 'client' AND c.username = ?"
+        ),
+    };
+    Ok(credential_from(
+        &db.execute(&sql, &[username.trim().into()])?,
+    ))
+}
+
+fn find_by_account(db: &dyn Db, account: Account) -> Result<Option<Credential>, StorageError> {
+    let sql = format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.owner_kind = ? AND c.owner_id = ?"
+    );
+    Ok(credential_from(&db.execute(
+        &sql,
+        &[account.kind.as_str().into(), account.id.into()],
+    )?))
+}
+
+/// The user as shown by the API.
+pub fn user_view(db: &dyn Db, account: Account) -> Result<Option<UserView>, StorageError> {
+    Ok(match account.kind {
+        AccountKind::Staff => db
+            .execute(
+                "SELECT display_name, role FROM staff WHERE id = ? AND status = 'active'",
+                &[account.id.into()],
+            )?
+            .first()
+            .and_then(|r| {
+                Some(UserView {
+                    id: account.id,
+                    kind: "staff",
+                    role: Role::from_db(r.text(1)?).map(Role::as_str),
+                    display_name: r.text(0)?.to_string(),
+                })
+            }),
+        AccountKind::Client => db
+            .execute(
+                "SELECT first_name, last_name FROM clients WHERE id = ?",
+                &[account.id.into()],
+            )?
+            .first()
+            .and_then(|r| {
+                Some(UserView {
+                    id: account.id,
+                    kind: "client",
+                    role: None,
+                    display_name: format!("{} {}", r.text(0)?, r.text(1)?),
+                })
+            }),
+    })
+}
+
+/// The account's own words, which its password may not contain.
+fn own_words(db: &dyn Db, account: Account) -> Result<Vec<String>, StorageError> {
+    let rows = match account.kind {
+        AccountKind::Staff => db.execute("SELECT email, display_name FROM staff WHERE id = ?", &[account.id.into()])?,
+        AccountKind::Client => db.execute(
+            "SELECT c.username, cl.first_name || ' ' || cl.last_name FROM credentials c JOIN clients cl ON cl.id = c.owner_id
+             WHERE c.owner_kind = 'client' AND c.owner_id = ?",
+            &[account.id.into()],
+        )?,
+    };
+    let mut words = Vec::new();
+    if let Some(r) = rows.first() {
+        if let Some(email) = r.text(0) {
+            words.push(email.to_string());
+            if let Some((local, _)) = email.split_once('@') {
+                words.push(local.to_string());
+            }
+        }
+        if let Some(name) = r.text(1) {
+            words.extend(name.split_whitespace().map(str::to_string));
+        }
+    }
+    Ok(words)
+}
+
+/// Whether `new` is what the account signs in with now (a temporary password is compared in
+/// its canonical form).
+fn is_current(cred: &Credential, new: &Password) -> Result<bool, StorageError> {
+    let candidate = if cred.temp_expires_at.is_some() {
+        Password::new(passwords::temporary_canonical(new.expose()))
+    } else {
+        Password::new(new.expose().to_string())
+    };
+    Ok(matches!(
+        passwords::verify(&cred.phc, &candidate)?,
+        Check::Right { .. }
+    ))
+}
+
+fn check_new_password(
+    ctx: &Ctx<'_>,
+    cred: &Credential,
+    new: &Password,
+    field: &str,
+) -> Result<(), ApiError> {
+    let words = own_words(ctx.db, cred.account)?;
+    let context = policy::Context {
+        own_words: words.iter().map(String::as_str).collect(),
+        equals_temporary: cred.must_change && is_current(cred, new)?,
+    };
+    policy::check(new.expose(), ctx.settings.password_min_length, &context)
+        .map_err(|w| weak(field, w))?;
+    if !cred.must_change && is_current(cred, new)? {
+        return Err(weak(
+            field,
+            policy::Weakness("Choose a password different from your current one.".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// Stores a new password, revokes every session of the account, and starts a new one.
+fn replace_password(
+    ctx: &Ctx<'_>,
+    account: Account,
+    phc: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<Token, StorageError> {
+    let now = ctx.clock.now();
+    ctx.db.execute(
+        "UPDATE credentials SET phc = ?, must_change = 0, temp_expires_at = NULL, changed_at = ?, last_sign_in_at = ?
+         WHERE owner_kind = ? AND owner_id = ?",
+        &[phc.into(), now.to_string().into(), now.to_string().into(), account.kind.as_str().into(), account.id.into()],
+    )?;
+    tokens::revoke_all_sessions(ctx.db, account)?;
+    tokens::drop_one_time_tokens(ctx.db, account)?;
+    let label = account.label();
+    ctx.audit(&label, action, Some(&label), detail)?;
+    tokens::start_session(ctx.db, ctx.kv, account, now.as_second())
+}
+
+/// Signs in; see the Sign-in table of API.md for every answer.
+pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<SignIn, ApiError> {
+    let realm = Realm::parse(&req.realm)?;
+    let password = Password::new(req.password.clone());
+    let now = ctx.now();
+    let username = req.username.trim().to_lowercase();
+    let account_key = throttle::key("account", &format!("{}:{username}", realm.kind().as_str()));
+    for (key, limit) in [
+        (throttle::key("address", client_addr), throttle::PER_ADDRESS),
+        (account_key.clone(), throttle::PER_ACCOUNT),
+    ] {
+        if let Err(retry_after) = throttle::reserve(ctx.db, &key, limit, now)? {
+            transaction(ctx.db, || {
+                ctx.audit(
+                    "anonymous",
+                    "sign_in_throttled",
+                    None,
+                    json!({ "realm": req.realm }),
+                )
+            })?;
+            return Err(too_many_attempts(retry_after));
+        }
+    }
+
+    let cred = find_by_username(ctx.db, realm, &username)?;
+    let right = match &cred {
+        None => {
+            passwords::verify_nobody(&password)?;
+            None
+        }
+        Some(c) => {
+            let typed = if c.temp_expires_at.is_some() {
+                Password::new(passwords::temporary_canonical(password.expose()))
+            } else {
+                password
+            };
+            match passwords::verify(&c.phc, &typed)? {
+                Check::Right { rehash } => Some((c, rehash, typed)),
+                Check::Wrong => None,
+            }
+        }
+    };
+    let Some((cred, rehash, typed)) = right else {
+        let subject = cred.as_ref().map(|c| c.account.label());
+        transaction(ctx.db, || {
+            ctx.audit(
+                "anonymous",
+                "sign_in_failed",
+                subject.as_deref(),
+                json!({ "realm": req.realm }),
+            )
+        })?;
+        return Err(invalid_credentials());
+    };
+    throttle::clear(ctx.db, &account_key)?;
+    let label = cred.account.label();
+
+    if cred.must_change {
+        if cred.temp_expires_at.is_some_and(|t| t.as_second() <= now) {
+            transaction(ctx.db, || {
+                ctx.audit(&label, "sign_in_temporary_expired", Some(&label), json!({}))
+            })?;
+            return Err(ApiError::new(
+                401,
+                "temporary_password_expired",
+                "This temporary password has expired. Ask your case manager to send a new one, or use Forgot password.",
+            ));
+        }
+        let expires = now + CHANGE_TOKEN_SECONDS;
+        let change_token = transaction(ctx.db, || {
+            ctx.audit(&label, "sign_in_change_required", Some(&label), json!({}))?;
+            tokens::issue_one_time(ctx.db, Purpose::Change, cred.account, expires)
+        })?;
+        return Ok(SignIn::ChangeRequired {
+            change_token,
+            expires_at: jiff::Timestamp::from_second(expires)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        });
+    }
+
+    let new_phc = if rehash {
+        Some(passwords::hash(typed.expose())?)
+    } else {
+        None
+    };
+    let token = transaction(ctx.db, || {
+        if let Some(phc) = &new_phc {
+            ctx.db.execute(
+                "UPDATE credentials SET phc = ? WHERE owner_kind = ? AND owner_id = ?",
+                &[
+                    phc.as_str().into(),
+                    cred.account.kind.as_str().into(),
+                    cred.account.id.into(),
+                ],
+            )?;
+        }
+        ctx.db.execute(
+            "UPDATE credentials SET last_sign_in_at = ? WHERE owner_kind = ? AND owner_id = ?",
+            &[
+                ctx.clock.now().to_string().into(),
+                cred.account.kind.as_str().into(),
+                cred.account.id.into(),
+            ],
+        )?;
+        ctx.audit(
+            &label,
+            "sign_in",
+            Some(&label),
+            json!({ "realm": req.realm, "rehashed": rehash }),
+        )?;
+        tokens::start_session(ctx.db, ctx.kv, cred.account, now)
+    })?;
+    let user = user_view(ctx.db, cred.account)?.ok_or_else(invalid_credentials)?;
+    Ok(SignIn::Session { user, token })
+}
+
+/// Changes a password: with the change token of a forced change, or signed in with the
+/// current password. Answers the user and a new session token.
+pub fn change_password(
+    ctx: &Ctx<'_>,
+    req: &ChangeRequest,
+    session: Option<&str>,
+) -> Result<(UserView, Token), ApiError> {
+    let new = Password::new(req.new_password.clone());
+    let now = ctx.now();
+    if let Some(change_token) = &req.change_token {
+        let invalid = || {
+            ApiError::new(
+                401,
+                "invalid_change_token",
+                "This step has expired or was already completed. Sign in again with your temporary password.",
+            )
+        };
+        let account = tokens::peek_one_time(ctx.db, Purpose::Change, change_token, now)?
+            .ok_or_else(invalid)?;
+        let cred = find_by_account(ctx.db, account)?.ok_or_else(invalid)?;
+        check_new_password(ctx, &cred, &new, "new_password")?;
+        let phc = passwords::hash(new.expose())?;
+        let token = transaction(ctx.db, || {
+            if tokens::take_one_time(ctx.db, Purpose::Change, change_token, now)? != Some(account) {
+                return Err(invalid());
+            }
+            Ok(replace_password(
+                ctx,
+                account,
+                &phc,
+                "password_changed",
+                json!({ "via": "forced_change" }),
+            )?)
+        })?;
+        let user = user_view(ctx.db, account)?.ok_or_else(invalid)?;
+        return Ok((user, token));
+    }
+
+    let account = session
+        .map(|t| tokens::authenticate(ctx.db, ctx.kv, t, now, ctx.settings.session_limits()))
+        .transpose()?
+        .flatten()
+        .ok_or_else(not_signed_in)?;
+    let Some(current) = &req.current_password else {
+        return Err(ApiError::invalid(
+            "current_password",
+            "Enter your current password.",
+        ));
+    };
+    let key = throttle::key(
+        "account",
+        &format!("{}:{}", account.kind.as_str(), account.label()),
+    );
+    if let Err(retry_after) = throttle::reserve(ctx.db, &key, throttle::PER_ACCOUNT, now)? {
+        return Err(too_many_attempts(retry_after));
+    }
+    let cred = find_by_account(ctx.db, account)?.ok_or_else(not_signed_in)?;
+    if passwords::verify(&cred.phc, &Password::new(current.clone()))? == Check::Wrong {
+        let label = account.label();
+        transaction(ctx.db, || {
+            ctx.audit(&label, "password_change_failed", Some(&label), json!({}))
+        })?;
+        return Err(invalid_credentials());
+    }
+    throttle::clear(ctx.db, &key)?;
+    check_new_password(ctx, &cred, &new, "new_password")?;
+    let phc = passwords::hash(new.expose())?;
+    let token = transaction(ctx.db, || {
+        replace_password(
+            ctx,
+            account,
+            &phc,
+            "password_changed",
+            json!({ "via": "signed_in" }),
+        )
+    })?;
+    let user = user_view(ctx.db, account)?.ok_or_else(not_signed_in)?;
+    Ok((user, token))
+}
+
+fn not_signed_in() -> ApiError {
+    ApiError::new(
+        401,
+        "not_signed_in",
+        "You are not signed in, or your session has ended. Sign in again.",
+    )
+}
+
+/// The account of a session cookie, or 401 `not_signed_in`.
+pub fn require_session(ctx: &Ctx<'_>, session: Option<&str>) -> Result<Account, ApiError> {
+    let now = ctx.now();
+    match session {
+        Some(t) => tokens::authenticate(ctx.db, ctx.kv, t, now, ctx.settings.session_limits())?
+            .ok_or_else(not_signed_in),
+        None => Err(not_signed_in()),
+    }
+}
+
+/// `GET /api/auth/me`.
+pub fn me(ctx: &Ctx<'_>, session: Option<&str>) -> Result<UserView, ApiError> {
+    let account = require_session(ctx, session)?;
+    user_view(ctx.db, account)?.ok_or_else(not_signed_in)
+}
+
+/// `POST /api/auth/logout`: ends this session (if it was one).
+pub fn logout(ctx: &Ctx<'_>, session: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = session else { return Ok(()) };
+    let account = tokens::authenticate(
+        ctx.db,
+        ctx.kv,
+        token,
+        ctx.now(),
+        ctx.settings.session_limits(),
+    )?;
+    tokens::end_session(ctx.kv, token)?;
+    if let Some(account) = account {
+        let label = account.label();
+        transaction(ctx.db, || {
+            ctx.audit(&label, "sign_out", Some(&label), json!({}))
+        })?;
+    }
+    Ok(())
+}
+
+/// A reset link to send: the client it is for and the token to put in the link.
+pub struct ResetLink {
+    pub account: Account,
+    pub email: Email,
+    pub token: Token,
+    pub expires_at: i64,
+}
+
+/// `POST /api/auth/forgot`: the same answer whether or not the address is known; when it
+/// is a portal username, a reset token is issued (older ones stop working).
+pub fn forgot(
+    ctx: &Ctx<'_>,
+    req: &ForgotRequest,
+    client_addr: &str,
+) -> Result<Option<ResetLink>, ApiError> {
+    let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
+    let now = ctx.now();
+    for (key, limit) in [
+        (
+            throttle::key("forgot-address", client_addr),
+            throttle::FORGOT_PER_ADDRESS,
+        ),
+        (
+            throttle::key("forgot-email", email.as_ref()),
+            throttle::FORGOT_PER_EMAIL,
+        ),
+    ] {
+        if let Err(retry_after) = throttle::reserve(ctx.db, &key, limit, now)? {
+            return Err(too_many_attempts(retry_after));
+        }
+    }
+    let Some(cred) = find_by_username(ctx.db, Realm::Portal, email.as_ref())? else {
+        return Ok(None);
+    };
+    let account = cred.account;
+    let expires_at = now + RESET_TOKEN_SECONDS;
+    let token = transaction(ctx.db, || {
+        ctx.db.execute(
+            "DELETE FROM one_time_tokens WHERE owner_kind = ? AND owner_id = ? AND purpose = 'reset'",
+            &[account.kind.as_str().into(), account.id.into()],
+        )?;
+        let label = account.label();
+        ctx.audit(
+            "anonymous",
+            "password_reset_requested",
+            Some(&label),
+            json!({}),
+        )?;
+        tokens::issue_one_time(ctx.db, Purpose::Reset, account, expires_at)
+    })?;
+    Ok(Some(ResetLink {
+        account,
+        email,
+        token,
+        expires_at,
+    }))
+}
+
+/// `POST /api/auth/reset`: sets a new password with a reset token, once.
+pub fn reset(ctx: &Ctx<'_>, req: &ResetRequest) -> Result<(UserView, Token), ApiError> {
+    let now = ctx.now();
+    let invalid = || {
+        ApiError::new(
+            401,
+            "invalid_reset_token",
+            "This reset link has expired or was already used. Ask for a new one from the sign-in page.",
+        )
+    };
+    let account =
+        tokens::peek_one_time(ctx.db, Purpose::Reset, &req.token, now)?.ok_or_else(invalid)?;
+    let cred = find_by_account(ctx.db, account)?.ok_or_else(invalid)?;
+    let new = Password::new(req.new_password.clone());
+    check_new_password(
+        ctx,
+        &Credential {
+            must_change: false,
+            ..cred
+        },
+        &new,
+        "new_password",
+    )?;
+    let phc = passwords::hash(new.expose())?;
+    let token = transaction(ctx.db, || {
+        if tokens::take_one_time(ctx.db, Purpose::Reset, &req.token, now)? != Some(account) {
+            return Err(invalid());
+        }
+        Ok(replace_password(
+            ctx,
+            account,
+            &phc,
+            "password_reset_completed",
+            json!({}),
+        )?)
+    })?;
+    let user = user_view(ctx.db, account)?.ok_or_else(invalid)?;
+    Ok((user, token))
+}
+
+fn any_admin(db: &dyn Db) -> Result<bool, StorageError> {
+    Ok(db
+        .execute("SELECT 1 FROM staff WHERE role = 'admin' LIMIT 1", &[])?
+        .first()
+        .is_some())
+}
+
+/// `POST /api/setup`: creates the first administrator, once, with the setup secret.
+pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
+    let already = || {
+        ApiError::new(
+            409,
+            "already_set_up",
+            "Caseport is already set up; sign in as an administrator.",
+        )
+    };
+    let Some(expected) = &ctx.settings.setup_token else {
+        return Err(ApiError::new(
+            403,
+            "setup_disabled",
+            "Setup is not enabled: the operator sets the setup_token variable to allow it.",
+        ));
+    };
+    if any_admin(ctx.db)? {
+        return Err(already());
+    }
+    // Compared as hashes, so the time taken says nothing about how much of it matched.
+    if tokens::token_hash(&req.setup_token) != tokens::token_hash(expected.expose()) {
+        transaction(ctx.db, || {
+            ctx.audit("anonymous", "setup_refused", None, json!({}))
+        })?;
+        return Err(ApiError::new(
+            403,
+            "invalid_setup_token",
+            "The setup token is not right.",
+        ));
+    }
+    let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
+    let name = req.display_name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "display_name",
+            "Enter a name of 1 to 100 characters.",
+        ));
+    }
+    let words = [email.as_ref(), email.local_part()];
+    let context = policy::Context {
+        own_words: words
+            .iter()
+            .copied()
+            .chain(name.split_whitespace())
+            .collect(),
+        equals_temporary: false,
+    };
+    policy::check(&req.password, ctx.settings.password_min_length, &context)
+        .map_err(|w| weak("password", w))?;
+    let phc = passwords::hash(&req.password)?;
+    let now = ctx.clock.now().to_string();
+    let id = transaction(ctx.db, || {
+        if any_admin(ctx.db)? {
+            return Err(already());
+        }
+        let id = ctx
+            .db
+            .execute(
+                "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, 'admin', ?) RETURNING id",
+                &[email.as_ref().into(), name.into(), now.as_str().into()],
+            )?
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(ApiError::internal)?;
+        ctx.db.execute(
+            "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('staff', ?, ?, ?, ?)",
+            &[id.into(), email.as_ref().into(), phc.as_str().into(), now.as_str().into()],
+        )?;
+        let label = format!("staff:{id}");
+        ctx.audit(
+            &label,
+            "setup_first_admin",
+            Some(&label),
+            json!({ "email": email.as_ref() }),
+        )?;
+        Ok(id)
+    })?;
+    user_view(
+        ctx.db,
+        Account {
+            kind: AccountKind::Staff,
+            id,
+        },
+    )?
+    .ok_or_else(ApiError::internal)
+}

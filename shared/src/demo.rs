@@ -1,0 +1,273 @@
+//! The demo caseload of the AccuCare help page, loaded into an empty database only when the
+//! operator sets `demo_data = "true"` (the README's local run command does; nothing else).
+
+use serde_json::json;
+
+use crate::audit;
+use crate::passwords;
+use crate::ports::{Clock, Db, StorageError, random_bytes, transaction};
+
+struct DemoStaff {
+    email: &'static str,
+    name: &'static str,
+    role: &'static str,
+    password: &'static str,
+}
+
+const STAFF: &[DemoStaff] = &[
+    DemoStaff {
+        email: "casey.manager@example.org",
+        name: "Casey Manager",
+        role: "case_manager",
+        password: "caseport-demo-manager",
+    },
+    DemoStaff {
+        email: "robin.support@example.org",
+        name: "Robin Support",
+        role: "case_manager",
+        password: "caseport-demo-support",
+    },
+    DemoStaff {
+        email: "admin@example.org",
+        name: "Avery Admin",
+        role: "admin",
+        password: "caseport-demo-admin",
+    },
+];
+
+/// (first, last, dob, email, phone)
+const CLIENTS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "Jane",
+        "Doe",
+        "2013-02-19",
+        "jdoe123@hotmail1.cmo",
+        "555-555-5555",
+    ),
+    (
+        "Fanny",
+        "Jackson",
+        "2013-03-15",
+        "fanny.jackson@example.com",
+        "555-555-0101",
+    ),
+    (
+        "Mandy",
+        "Smith",
+        "2011-05-01",
+        "mandy.smith@example.com",
+        "555-555-0102",
+    ),
+    (
+        "Mindy",
+        "Smith",
+        "2013-03-03",
+        "mindy.smith@example.com",
+        "555-555-0103",
+    ),
+    (
+        "Janet",
+        "Able",
+        "2015-10-21",
+        "janet.able@example.com",
+        "555-555-0104",
+    ),
+    (
+        "Jack",
+        "Albert",
+        "1985-02-12",
+        "jack.albert@example.com",
+        "555-555-0105",
+    ),
+    (
+        "Allison",
+        "Appletop",
+        "2000-02-23",
+        "aappletop@hotmail.org",
+        "402-433-5567",
+    ),
+];
+
+/// (staff email, client last, client first, role, date assigned), as on the help page.
+const ASSIGNMENTS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "casey.manager@example.org",
+        "Doe",
+        "Jane",
+        "support_primary_staff",
+        "2023-12-04",
+    ),
+    (
+        "casey.manager@example.org",
+        "Jackson",
+        "Fanny",
+        "primary_case_manager",
+        "2023-11-28",
+    ),
+    (
+        "casey.manager@example.org",
+        "Smith",
+        "Mandy",
+        "primary_case_manager",
+        "2023-11-28",
+    ),
+    (
+        "casey.manager@example.org",
+        "Smith",
+        "Mindy",
+        "primary_case_manager",
+        "2023-11-28",
+    ),
+    (
+        "casey.manager@example.org",
+        "Able",
+        "Janet",
+        "primary_case_manager",
+        "2023-10-16",
+    ),
+    (
+        "casey.manager@example.org",
+        "Albert",
+        "Jack",
+        "primary_case_manager",
+        "2023-10-16",
+    ),
+    (
+        "robin.support@example.org",
+        "Doe",
+        "Jane",
+        "primary_case_manager",
+        "2023-12-04",
+    ),
+    (
+        "robin.support@example.org",
+        "Appletop",
+        "Allison",
+        "primary_case_manager",
+        "2023-11-01",
+    ),
+];
+
+/// Loads the demo data if the database has no staff yet; safe under concurrent requests.
+pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageError> {
+    if db
+        .execute("SELECT 1 FROM staff LIMIT 1", &[])?
+        .first()
+        .is_some()
+    {
+        return Ok(false);
+    }
+    // Hash outside the write lock: argon2 takes a while.
+    let hashes = STAFF
+        .iter()
+        .map(|s| passwords::hash(s.password))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Jane Doe's portal password is one nobody knows: the seed's support call.
+    let unknown = passwords::hash(&format!("{:x}", u128::from_le_bytes(random_bytes::<16>()?)))?;
+    let now = clock.now().to_string();
+    transaction(db, || {
+        if db
+            .execute("SELECT 1 FROM staff LIMIT 1", &[])?
+            .first()
+            .is_some()
+        {
+            return Ok(false);
+        }
+        for (s, phc) in STAFF.iter().zip(&hashes) {
+            let id = db
+                .execute(
+                    "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                    &[s.email.into(), s.name.into(), s.role.into(), now.as_str().into()],
+                )?
+                .first()
+                .and_then(|r| r.int(0))
+                .ok_or_else(|| StorageError("staff insert returned no id".into()))?;
+            db.execute(
+                "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('staff', ?, ?, ?, ?)",
+                &[id.into(), s.email.into(), phc.as_str().into(), now.as_str().into()],
+            )?;
+        }
+        for (first, last, dob, email, phone) in CLIENTS {
+            let id = db
+                .execute(
+                    "INSERT INTO clients (first_name, last_name, dob, email, phone, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    &[(*first).into(), (*last).into(), (*dob).into(), (*email).into(), (*phone).into(), now.as_str().into()],
+                )?
+                .first()
+                .and_then(|r| r.int(0))
+                .ok_or_else(|| StorageError("client insert returned no id".into()))?;
+            if *last == "Doe" {
+                db.execute(
+                    "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('client', ?, ?, ?, ?)",
+                    &[id.into(), (*email).into(), unknown.as_str().into(), now.as_str().into()],
+                )?;
+            }
+        }
+        for (staff, last, first, role, date) in ASSIGNMENTS {
+            db.execute(
+                "INSERT INTO caseload_assignments (staff_id, client_id, role, date_assigned)
+                 SELECT s.id, c.id, ?, ? FROM staff s, clients c WHERE s.email = ? AND c.last_name = ? AND c.first_name = ?",
+                &[(*role).into(), (*date).into(), (*staff).into(), (*last).into(), (*first).into()],
+            )?;
+        }
+        audit::record(
+            db,
+            clock,
+            "system",
+            "demo_data_loaded",
+            None,
+            json!({ "staff": STAFF.len(), "clients": CLIENTS.len() }),
+        )?;
+        Ok(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::NativeDb;
+    use crate::ports::SystemClock;
+    use crate::schema::migrate;
+
+    #[test]
+    fn demo_data_loads_once_with_the_seeds_caseload() {
+        let db = NativeDb::in_memory().unwrap();
+        migrate(&db).unwrap();
+        assert!(load_if_empty(&db, &SystemClock).unwrap());
+        assert!(!load_if_empty(&db, &SystemClock).unwrap());
+        let count = |sql: &str| {
+            db.execute(sql, &[])
+                .unwrap()
+                .first()
+                .and_then(|r| r.int(0))
+                .unwrap()
+        };
+        assert_eq!(count("SELECT count(*) FROM staff"), 3);
+        assert_eq!(count("SELECT count(*) FROM clients"), 7);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id WHERE s.email = 'casey.manager@example.org'"
+            ),
+            6
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id WHERE s.email = 'robin.support@example.org'"
+            ),
+            2
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM credentials WHERE owner_kind = 'client'"),
+            1
+        );
+        let jane = db
+            .execute("SELECT email FROM clients WHERE last_name = 'Doe'", &[])
+            .unwrap();
+        assert_eq!(
+            jane.first()
+                .and_then(|r| r.text(0).map(str::to_string))
+                .as_deref(),
+            Some("jdoe123@hotmail1.cmo")
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! The password policy, after NIST SP 800-63B-4: a minimum length (a variable, default 15),
+//! no composition rules, a blocklist of common passwords, repetitive and sequential patterns
+//! and the account's own name and email, and never the temporary password again.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+/// The longest password accepted (NIST asks for at least 64).
+pub const MAX_LENGTH: usize = 256;
+
+const COMMON: &str = include_str!("../data/common-passwords.txt");
+
+fn common() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| {
+        COMMON
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+}
+
+/// How many entries the blocklist holds.
+pub fn blocklist_len() -> usize {
+    common().len()
+}
+
+/// Why a new password was refused; the message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weakness(pub String);
+
+/// What the policy knows about the account.
+pub struct Context<'a> {
+    /// Words of the account's own: email, its local part, first and last name.
+    pub own_words: Vec<&'a str>,
+    /// Whether the new password matches the temporary one it replaces.
+    pub equals_temporary: bool,
+}
+
+/// Checks a new password.
+pub fn check(password: &str, min_length: usize, ctx: &Context<'_>) -> Result<(), Weakness> {
+    let length = password.chars().count();
+    if length < min_length {
+        return Err(Weakness(format!(
+            "Use at least {min_length} characters; this one has {length}. A few unrelated words make a long password easy to remember."
+        )));
+    }
+    if length > MAX_LENGTH {
+        return Err(Weakness(format!("Use at most {MAX_LENGTH} characters.")));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(Weakness(
+            "A password cannot contain control characters.".into(),
+        ));
+    }
+    if ctx.equals_temporary {
+        return Err(Weakness(
+            "Choose a new password: it cannot be the temporary password you were sent.".into(),
+        ));
+    }
+    let lower = password.to_lowercase();
+    if common().contains(lower.as_str()) || common().contains(strip_decoration(&lower)) {
+        return Err(Weakness(
+            "This password is on a list of commonly used passwords; choose another.".into(),
+        ));
+    }
+    if is_repetitive(&lower) || is_sequential(&lower) {
+        return Err(Weakness(
+            "This password is a repeated or sequential pattern; choose another.".into(),
+        ));
+    }
+    for word in &ctx.own_words {
+        let word = word.trim().to_lowercase();
+        if word.chars().count() >= 3 && lower.contains(&word) {
+            return Err(Weakness(
+                "Do not use your name or email address in your password.".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A common password with digits or symbols around it is still a common password.
+fn strip_decoration(s: &str) -> &str {
+    s.trim_matches(|c: char| !c.is_alphabetic())
+}
+
+/// The whole password is one short unit repeated (`aaaa…`, `abcabc…`, `passwordpassword`).
+fn is_repetitive(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    (1..=n / 2)
+        .any(|unit| n.is_multiple_of(unit) && chars.chunks(unit).all(|c| c == &chars[..unit]))
+}
+
+/// The whole password steps by one (`123456789012345`, `abcdefghijklmno`, `987654…`).
+fn is_sequential(s: &str) -> bool {
+    let chars: Vec<u32> = s.chars().map(u32::from).collect();
+    if chars.len() < 4 {
+        return false;
+    }
+    let step = |d: i64| {
+        chars.windows(2).all(|w| {
+            let diff = i64::from(w[1]) - i64::from(w[0]);
+            diff == d
+                || (w[0] == u32::from('9') && w[1] == u32::from('0') && d == 1)
+                || (w[0] == u32::from('0') && w[1] == u32::from('9') && d == -1)
+        })
+    };
+    step(1) || step(-1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context<'static> {
+        Context {
+            own_words: vec!["jdoe123@hotmail.com", "jdoe123", "Jane", "Doe"],
+            equals_temporary: false,
+        }
+    }
+
+    #[test]
+    fn a_long_unrelated_passphrase_is_accepted() {
+        assert_eq!(check("violet tractor sings quietly", 15, &ctx()), Ok(()));
+        assert_eq!(check("ünïcødé pässwörd 🌻 ok", 15, &ctx()), Ok(()));
+    }
+
+    #[test]
+    fn too_short_passwords_are_refused_with_the_count() {
+        let err = check("shortpass", 15, &ctx()).unwrap_err();
+        assert!(
+            err.0.contains("at least 15 characters; this one has 9"),
+            "{}",
+            err.0
+        );
+        assert!(check("shortpass", 8, &ctx()).is_ok());
+    }
+
+    #[test]
+    fn length_counts_characters_not_bytes() {
+        assert!(check("ééééééé", 8, &ctx()).is_err());
+    }
+
+    #[test]
+    fn blocklisted_passwords_are_refused() {
+        assert!(blocklist_len() >= 10_000);
+        let err = check("password", 8, &ctx()).unwrap_err();
+        assert!(err.0.contains("commonly used"));
+        assert!(
+            check("qwertyuiop12345!", 15, &ctx())
+                .unwrap_err()
+                .0
+                .contains("commonly used")
+        );
+        assert!(
+            check("!!Password123456", 15, &ctx())
+                .unwrap_err()
+                .0
+                .contains("commonly used")
+        );
+    }
+
+    #[test]
+    fn repeated_and_sequential_patterns_are_refused() {
+        for p in [
+            "aaaaaaaaaaaaaaa",
+            "abcabcabcabcabc",
+            "123456789012345",
+            "abcdefghijklmnop",
+            "987654321098765",
+        ] {
+            assert!(
+                check(p, 15, &ctx()).unwrap_err().0.contains("pattern"),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_accounts_own_name_and_email_are_refused() {
+        for p in [
+            "my name is jane and i sign",
+            "jdoe123 likes long walks",
+            "DOEfamily-portal-2024",
+        ] {
+            assert!(
+                check(p, 15, &ctx())
+                    .unwrap_err()
+                    .0
+                    .contains("name or email"),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_temporary_password_cannot_be_kept() {
+        let c = Context {
+            own_words: vec![],
+            equals_temporary: true,
+        };
+        assert!(
+            check("ABC234-DEF567-GHJ89K", 15, &c)
+                .unwrap_err()
+                .0
+                .contains("temporary")
+        );
+    }
+
+    #[test]
+    fn overlong_and_control_characters_are_refused() {
+        assert!(check(&"x".repeat(257), 15, &ctx()).is_err());
+        assert!(check("line one\nline two here", 15, &ctx()).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! The operator's settings, read from Spin variables and checked once per request.
+
+use crate::domain::Password;
+
+/// Every tunable of the rules, with its default.
+#[derive(Debug)]
+pub struct Settings {
+    /// `password_min_length` (default 15, at least 8).
+    pub password_min_length: usize,
+    /// `temp_password_ttl_hours` (default 72).
+    pub temp_password_ttl_hours: i64,
+    /// `session_idle_minutes` (default 30).
+    pub session_idle_minutes: i64,
+    /// `session_absolute_hours` (default 12).
+    pub session_absolute_hours: i64,
+    /// `demo_data = "true"` loads the demo caseload into an empty database.
+    pub demo_data: bool,
+    /// `setup_token`: the secret that allows creating the first administrator; empty
+    /// disables setup.
+    pub setup_token: Option<Password>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            password_min_length: 15,
+            temp_password_ttl_hours: 72,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            demo_data: false,
+            setup_token: None,
+        }
+    }
+}
+
+fn number(
+    name: &str,
+    raw: Option<String>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, String> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "variable {name} = {s:?} must be a whole number from {min} to {max}"
+            )),
+        },
+    }
+}
+
+impl Settings {
+    /// Reads the settings through `get` (a Spin variable lookup); a malformed value is an
+    /// error naming the variable, never silently replaced.
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let d = Self::default();
+        Ok(Self {
+            password_min_length: number(
+                "password_min_length",
+                get("password_min_length"),
+                d.password_min_length as i64,
+                8,
+                64,
+            )? as usize,
+            temp_password_ttl_hours: number(
+                "temp_password_ttl_hours",
+                get("temp_password_ttl_hours"),
+                d.temp_password_ttl_hours,
+                1,
+                24 * 30,
+            )?,
+            session_idle_minutes: number(
+                "session_idle_minutes",
+                get("session_idle_minutes"),
+                d.session_idle_minutes,
+                1,
+                24 * 60,
+            )?,
+            session_absolute_hours: number(
+                "session_absolute_hours",
+                get("session_absolute_hours"),
+                d.session_absolute_hours,
+                1,
+                24 * 30,
+            )?,
+            demo_data: get("demo_data").is_some_and(|v| v.trim() == "true"),
+            setup_token: get("setup_token")
+                .filter(|t| !t.trim().is_empty())
+                .map(Password::new),
+        })
+    }
+
+    /// Session lifetimes in seconds.
+    pub fn session_limits(&self) -> crate::tokens::SessionLimits {
+        crate::tokens::SessionLimits {
+            idle: self.session_idle_minutes * 60,
+            absolute: self.session_absolute_hours * 3600,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::from_variables(|_| None).unwrap();
+        assert_eq!(
+            (
+                s.password_min_length,
+                s.temp_password_ttl_hours,
+                s.session_idle_minutes,
+                s.session_absolute_hours
+            ),
+            (15, 72, 30, 12)
+        );
+        assert!(!s.demo_data && s.setup_token.is_none());
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let err = Settings::from_variables(|n| (n == "password_min_length").then(|| "six".into()))
+            .unwrap_err();
+        assert!(err.contains("password_min_length"), "{err}");
+        assert!(
+            Settings::from_variables(|n| (n == "password_min_length").then(|| "4".into())).is_err()
+        );
+    }
+}
