@@ -17,6 +17,8 @@ pub struct Incoming<'a> {
     pub content_type: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub sec_fetch_site: Option<&'a str>,
+    /// `X-Forwarded-Proto` from the TLS-terminating proxy in front of Spin.
+    pub forwarded_proto: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -61,9 +63,13 @@ impl Incoming<'_> {
         Ok(())
     }
 
-    /// Whether the request arrived over HTTPS (for the cookie's `Secure` flag).
+    /// Whether the request arrived over HTTPS (for the cookie's `Secure` flag): directly, or
+    /// through a proxy that says so. A client claiming HTTPS only makes its cookie stricter.
     pub fn is_https(&self) -> bool {
         self.full_url.starts_with("https://")
+            || self
+                .forwarded_proto
+                .is_some_and(|p| p.eq_ignore_ascii_case("https"))
     }
 
     /// Parses a JSON body into `T`: 413, 415, 400 `bad_json` or 422 naming the field.
@@ -169,6 +175,7 @@ mod tests {
             content_type: ct,
             origin,
             sec_fetch_site: None,
+            forwarded_proto: None,
             body,
         }
     }

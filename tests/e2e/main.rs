@@ -8,4 +8,5 @@
 mod architecture;
 mod caseport_app;
 mod runtime;
+mod sign_in;
 mod startup_errors;

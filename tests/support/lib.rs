@@ -468,3 +468,81 @@ pub fn post_json_with(
     }
     reply(req.send(body.to_string().as_bytes())).unwrap_or_else(|e| panic!("POST {path}: {e:#}"))
 }
+
+impl Server {
+    /// Sends `method` to `path` with an optional JSON body and extra headers.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = self.url(path);
+        let agent = agent();
+        let with_headers = |mut req: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.header("content-type", "application/json")
+        };
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut req = agent.get(&url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.call()
+            }
+            ("POST", b) => with_headers(agent.post(&url))
+                .send(b.map(|b| b.to_string()).unwrap_or_default().as_bytes()),
+            ("PUT", b) => with_headers(agent.put(&url))
+                .send(b.map(|b| b.to_string()).unwrap_or_default().as_bytes()),
+            ("PATCH", b) => with_headers(agent.patch(&url))
+                .send(b.map(|b| b.to_string()).unwrap_or_default().as_bytes()),
+            (other, _) => panic!("unsupported method {other}"),
+        };
+        reply(result).unwrap_or_else(|e| panic!("{method} {path}: {e:#}"))
+    }
+
+    /// POSTs JSON.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Reply {
+        self.call("POST", path, Some(body), &[])
+    }
+
+    /// The application's SQLite database, opened beside the running server.
+    pub fn db(&self) -> caseport_shared::native::NativeDb {
+        caseport_shared::native::NativeDb::open(&self.state.join("sqlite_db.db"))
+            .unwrap_or_else(|e| panic!("open the database: {e}"))
+    }
+
+    /// Signs in and returns the `name=value` of the session cookie.
+    pub fn sign_in(&self, realm: &str, username: &str, password: &str) -> String {
+        let r = self.post(
+            "/api/auth/login",
+            &serde_json::json!({ "realm": realm, "username": username, "password": password }),
+        );
+        assert_eq!(r.status, 200, "sign-in of {username}: {}", r.body);
+        r.session_cookie()
+            .unwrap_or_else(|| panic!("no session cookie: {r:?}"))
+    }
+}
+
+impl Reply {
+    /// The `name=value` part of the `Set-Cookie` that carries the session, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|c| c.starts_with("caseport_session=") && c.len() > "caseport_session=".len())
+            .map(str::to_string)
+    }
+}
+
+/// The demo accounts of API.md.
+pub mod demo {
+    pub const CASEY: (&str, &str) = ("casey.manager@example.org", "caseport-demo-manager");
+    pub const ROBIN: (&str, &str) = ("robin.support@example.org", "caseport-demo-support");
+    pub const ADMIN: (&str, &str) = ("admin@example.org", "caseport-demo-admin");
+}

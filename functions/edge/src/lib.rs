@@ -1,10 +1,189 @@
-//! The one place that turns Caseport's answers into spin-sdk responses: every response of
-//! every component gets the security headers here.
+//! The one place that joins Caseport's rules to Spin: the storage ports on spin-sdk's SQLite
+//! and key-value, the request checks, cookies, and responses with the security headers.
 
 use caseport_shared::api_error::ApiError;
+use caseport_shared::ports::{Db, Kv, Rows, StorageError, SystemClock, Value};
+use caseport_shared::request::Incoming;
 use caseport_shared::security_headers::SECURITY_HEADERS;
+use caseport_shared::settings::Settings;
+use caseport_shared::{auth, demo, schema};
 use serde::Serialize;
-use spin_sdk::http::{Response, ResponseBuilder};
+use spin_sdk::http::{Request, Response, ResponseBuilder};
+use spin_sdk::{key_value, sqlite, variables};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "caseport_session";
+
+/// The `default` SQLite database, through `fermyon:spin/sqlite@2.0.0` (every Spin 2+ host).
+pub struct SpinDb(sqlite::Connection);
+
+impl Db for SpinDb {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+        let params: Vec<sqlite::Value> = params
+            .iter()
+            .map(|v| match v {
+                Value::Null => sqlite::Value::Null,
+                Value::Integer(i) => sqlite::Value::Integer(*i),
+                Value::Real(f) => sqlite::Value::Real(*f),
+                Value::Text(t) => sqlite::Value::Text(t.clone()),
+                Value::Blob(b) => sqlite::Value::Blob(b.clone()),
+            })
+            .collect();
+        let result = self
+            .0
+            .execute(sql, &params)
+            .map_err(|e| StorageError(format!("{e:?}")))?;
+        Ok(Rows {
+            rows: result
+                .rows
+                .into_iter()
+                .map(|r| {
+                    r.values
+                        .into_iter()
+                        .map(|v| match v {
+                            sqlite::Value::Null => Value::Null,
+                            sqlite::Value::Integer(i) => Value::Integer(i),
+                            sqlite::Value::Real(f) => Value::Real(f),
+                            sqlite::Value::Text(t) => Value::Text(t),
+                            sqlite::Value::Blob(b) => Value::Blob(b),
+                        })
+                        .collect()
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The `default` key-value store.
+pub struct SpinKv(key_value::Store);
+
+impl Kv for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.0.get(key).map_err(|e| StorageError(format!("{e:?}")))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.0
+            .set(key, value)
+            .map_err(|e| StorageError(format!("{e:?}")))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.0
+            .delete(key)
+            .map_err(|e| StorageError(format!("{e:?}")))
+    }
+}
+
+/// What a request handler works with: storage, the clock and the settings.
+pub struct Env {
+    pub db: SpinDb,
+    pub kv: SpinKv,
+    pub settings: Settings,
+    pub clock: SystemClock,
+}
+
+impl Env {
+    /// Opens storage, reads the settings, and brings the schema (and, if asked for, the demo
+    /// data) up to date.
+    pub fn open() -> Result<Self, ApiError> {
+        let settings =
+            Settings::from_variables(|name| variables::get(name).ok()).map_err(|why| {
+                eprintln!("configuration: {why}");
+                ApiError::new(
+                    500,
+                    "misconfigured",
+                    "Caseport is not configured correctly; the operator's log names the setting.",
+                )
+            })?;
+        let db =
+            SpinDb(sqlite::Connection::open_default().map_err(|e| StorageError(format!("{e:?}")))?);
+        let kv =
+            SpinKv(key_value::Store::open_default().map_err(|e| StorageError(format!("{e:?}")))?);
+        schema::migrate(&db)?;
+        if settings.demo_data {
+            demo::load_if_empty(&db, &SystemClock)?;
+        }
+        Ok(Self {
+            db,
+            kv,
+            settings,
+            clock: SystemClock,
+        })
+    }
+
+    /// The rules' context.
+    pub fn ctx(&self) -> auth::Ctx<'_> {
+        auth::Ctx {
+            db: &self.db,
+            kv: &self.kv,
+            clock: &self.clock,
+            settings: &self.settings,
+        }
+    }
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|v| v.as_str())
+}
+
+/// The parts of a request the shared checks read.
+pub fn incoming(req: &Request) -> Incoming<'_> {
+    Incoming {
+        method: method_name(req),
+        full_url: header(req, "spin-full-url").unwrap_or_default(),
+        content_type: header(req, "content-type"),
+        origin: header(req, "origin"),
+        sec_fetch_site: header(req, "sec-fetch-site"),
+        forwarded_proto: header(req, "x-forwarded-proto"),
+        body: req.body(),
+    }
+}
+
+fn method_name(req: &Request) -> &'static str {
+    use spin_sdk::http::Method;
+    match req.method() {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The client's address (without port), for per-address limits.
+pub fn client_addr(req: &Request) -> String {
+    let addr = header(req, "spin-client-addr").unwrap_or("unknown");
+    addr.rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .to_string()
+}
+
+/// The session token from the cookie, if any.
+pub fn session_token(req: &Request) -> Option<String> {
+    header(req, "cookie")?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for a new session: HttpOnly, SameSite=Strict, Secure over HTTPS.
+pub fn session_cookie(token: &str, max_age: i64, https: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        if https { "; Secure" } else { "" }
+    )
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn cleared_cookie(https: bool) -> String {
+    session_cookie("", 0, https)
+}
 
 /// A response builder with the status and the security headers already set.
 pub fn builder(status: u16) -> ResponseBuilder {
@@ -18,27 +197,34 @@ pub fn builder(status: u16) -> ResponseBuilder {
 
 /// A JSON response. API answers are never cached.
 pub fn json<T: Serialize>(status: u16, value: &T) -> Response {
+    json_with(status, value, &[])
+}
+
+/// A JSON response with extra headers (such as `Set-Cookie`).
+pub fn json_with<T: Serialize>(status: u16, value: &T, headers: &[(&str, String)]) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => builder(status)
-            .header("content-type", "application/json; charset=utf-8")
-            .header("cache-control", "no-store")
-            .body(body)
-            .build(),
-        Err(_) => error(&ApiError::new(
-            500,
-            "internal",
-            "The answer could not be written.",
-        )),
+        Ok(body) => {
+            let mut b = builder(status);
+            b.header("content-type", "application/json; charset=utf-8")
+                .header("cache-control", "no-store");
+            for (k, v) in headers {
+                b.header(*k, v.as_str());
+            }
+            b.body(body).build()
+        }
+        Err(_) => error(&ApiError::internal()),
     }
 }
 
-/// The JSON error shape, with its status.
+/// The JSON error shape, with its status (and `Retry-After` when the error has one).
 pub fn error(e: &ApiError) -> Response {
-    builder(e.status)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("cache-control", "no-store")
-        .body(e.to_json())
-        .build()
+    let mut b = builder(e.status);
+    b.header("content-type", "application/json; charset=utf-8")
+        .header("cache-control", "no-store");
+    if let Some(seconds) = e.retry_after {
+        b.header("retry-after", seconds.to_string());
+    }
+    b.body(e.to_json()).build()
 }
 
 /// The answer of an API route whose component has not been built out yet.

@@ -1,12 +1,114 @@
-//! The `login` component: the HTTP adapter for Sign-in.
+//! The `login` component: sign-in for staff and portal clients, the forced change of a
+//! temporary password, sign-out, forgotten passwords and the first administrator's setup.
+//! Routes, parses and responds; the rules are in `caseport_shared::auth`.
 
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use spin_sdk::http::{Request, Response};
+use caseport_edge::{Env, client_addr, error, incoming, json, json_with, session_token};
+use caseport_shared::api_error::ApiError;
+use caseport_shared::auth::{self, SignIn};
+use serde_json::json;
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(_req: Request) -> Response {
-    caseport_edge::not_implemented("Sign-in")
+fn handle(req: Request) -> Response {
+    match answer(&req) {
+        Ok(r) => r,
+        Err(e) => error(&e),
+    }
+}
+
+fn answer(req: &Request) -> Result<Response, ApiError> {
+    let path = req.path().trim_end_matches('/');
+    let is_post = matches!(req.method(), Method::Post);
+    let known = [
+        "/api/auth/login",
+        "/api/auth/change-password",
+        "/api/auth/logout",
+        "/api/auth/forgot",
+        "/api/auth/reset",
+        "/api/setup",
+    ];
+    match path {
+        "/api/auth/me" if matches!(req.method(), Method::Get) => {}
+        "/api/auth/me" => return Err(ApiError::method_not_allowed("GET")),
+        p if known.contains(&p) && !is_post => return Err(ApiError::method_not_allowed("POST")),
+        p if known.contains(&p) => {}
+        _ => return Err(ApiError::not_found()),
+    }
+    let incoming = incoming(req);
+    incoming.check_origin()?;
+    let https = incoming.is_https();
+    let env = Env::open()?;
+    let ctx = env.ctx();
+    let max_age = env.settings.session_absolute_hours * 3600;
+    let session = session_token(req);
+    let signed_in = |user: auth::UserView, token: caseport_shared::domain::Token| {
+        json_with(
+            200,
+            &json!({ "status": "ok", "user": user }),
+            &[(
+                "set-cookie",
+                caseport_edge::session_cookie(token.expose(), max_age, https),
+            )],
+        )
+    };
+
+    Ok(match path {
+        "/api/auth/login" => {
+            let body: auth::LoginRequest = incoming.json()?;
+            match auth::login(&ctx, &body, &client_addr(req))? {
+                SignIn::Session { user, token } => signed_in(user, token),
+                SignIn::ChangeRequired {
+                    change_token,
+                    expires_at,
+                } => json(
+                    200,
+                    &json!({
+                        "status": "password_change_required",
+                        "change_token": change_token.expose(),
+                        "expires_at": expires_at,
+                    }),
+                ),
+            }
+        }
+        "/api/auth/change-password" => {
+            let body: auth::ChangeRequest = incoming.json()?;
+            let (user, token) = auth::change_password(&ctx, &body, session.as_deref())?;
+            signed_in(user, token)
+        }
+        "/api/auth/logout" => {
+            auth::logout(&ctx, session.as_deref())?;
+            caseport_edge::builder(204)
+                .header("cache-control", "no-store")
+                .header("set-cookie", caseport_edge::cleared_cookie(https))
+                .build()
+        }
+        "/api/auth/me" => json(200, &json!({ "user": auth::me(&ctx, session.as_deref())? })),
+        "/api/auth/forgot" => {
+            let body: auth::ForgotRequest = incoming.json()?;
+            // The link is emailed by the mail path of the reset-and-send release; until then
+            // the token is issued and expires unused.
+            let _link = auth::forgot(&ctx, &body, &client_addr(req))?;
+            json(
+                202,
+                &json!({
+                    "status": "accepted",
+                    "message": "If this address belongs to a portal account, a link to choose a new password is on its way. It works for 30 minutes.",
+                }),
+            )
+        }
+        "/api/auth/reset" => {
+            let body: auth::ResetRequest = incoming.json()?;
+            let (user, token) = auth::reset(&ctx, &body)?;
+            signed_in(user, token)
+        }
+        "/api/setup" => {
+            let body: auth::SetupRequest = incoming.json()?;
+            json(201, &json!({ "user": auth::setup(&ctx, &body)? }))
+        }
+        _ => return Err(ApiError::not_found()),
+    })
 }
