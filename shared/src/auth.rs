@@ -315,8 +315,9 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
     let now = ctx.now();
     let username = req.username.trim().to_lowercase();
     let account_key = throttle::key("account", &format!("{}:{username}", realm.kind().as_str()));
+    let address_key = throttle::key("address", client_addr);
     for (key, limit) in [
-        (throttle::key("address", client_addr), throttle::PER_ADDRESS),
+        (address_key.clone(), throttle::PER_ADDRESS),
         (account_key.clone(), throttle::PER_ACCOUNT),
     ] {
         if let Err(retry_after) = throttle::reserve(ctx.db, &key, limit, now)? {
@@ -363,6 +364,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
         return Err(invalid_credentials());
     };
     throttle::clear(ctx.db, &account_key)?;
+    throttle::refund(ctx.db, &address_key)?;
     let label = cred.account.label();
 
     if cred.must_change {

@@ -81,6 +81,15 @@ pub fn reserve(
     })
 }
 
+/// Gives back one reserved attempt (a sign-in from this address succeeded).
+pub fn refund(db: &dyn Db, key: &str) -> Result<(), StorageError> {
+    db.execute(
+        "UPDATE sign_in_throttle SET attempts = max(attempts - 1, 0) WHERE key = ?",
+        &[key.into()],
+    )?;
+    Ok(())
+}
+
 /// Forgets the attempts of a key (after a successful sign-in).
 pub fn clear(db: &dyn Db, key: &str) -> Result<(), StorageError> {
     db.execute("DELETE FROM sign_in_throttle WHERE key = ?", &[key.into()])?;
@@ -123,6 +132,24 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(reserve(&db, &k, PER_ACCOUNT, 0).unwrap(), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_refund_gives_one_attempt_back() {
+        let db = db();
+        let k = key("address", "10.0.0.1");
+        let limit = Limit {
+            attempts: 2,
+            window: 900,
+            lock: 900,
+        };
+        for _ in 0..10 {
+            reserve(&db, &k, limit, 0).unwrap().unwrap();
+            refund(&db, &k).unwrap();
+        }
+        assert_eq!(reserve(&db, &k, limit, 0).unwrap(), Ok(()));
+        assert_eq!(reserve(&db, &k, limit, 0).unwrap(), Ok(()));
+        assert!(reserve(&db, &k, limit, 0).unwrap().is_err());
     }
 
     #[test]

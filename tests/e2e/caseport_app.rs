@@ -141,3 +141,41 @@ fn the_local_mailbox_does_not_exist_with_a_real_provider() {
         assert_eq!(r.status, 404, "{path}");
     }
 }
+
+#[test]
+fn every_documented_route_is_served() {
+    let app = Up::caseport().start().unwrap();
+    let doc = std::fs::read_to_string(caseport_tests::root().join("docs/openapi.yaml")).unwrap();
+    let mut current: Option<String> = None;
+    let mut checked = 0;
+    for line in doc.lines() {
+        if let Some(path) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+            current = Some(format!("/{path}"));
+            continue;
+        }
+        let method = line
+            .trim()
+            .strip_suffix(':')
+            .filter(|_| line.starts_with("    ") && !line.starts_with("     "));
+        if let (Some(path), Some(method @ ("get" | "post" | "put" | "patch"))) = (&current, method)
+        {
+            let r = app.call(
+                &method.to_uppercase(),
+                path,
+                Some(&serde_json::json!({})),
+                &[],
+            );
+            assert!(
+                r.status != 404 && r.status != 501 && r.status != 405,
+                "{method} {path}: {} {}",
+                r.status,
+                r.body
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 8,
+        "only {checked} operations found in docs/openapi.yaml"
+    );
+}

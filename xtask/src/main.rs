@@ -114,6 +114,9 @@ fn bench() -> Result<()> {
             pick(0.99)
         );
     }
+    drop(app);
+    sign_in_section()?;
+    argon2_section()?;
     Ok(())
 }
 
@@ -187,4 +190,113 @@ fn load(url: &str, connections: usize) -> Result<(usize, Vec<Duration>, usize)> 
         errors += e;
     }
     Ok((all.len(), all, errors))
+}
+
+/// CPU seconds (user + system) the process has used so far, from /proc.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    Ok(ticks / 100.0)
+}
+
+fn sign_in_section() -> Result<()> {
+    const CALLS: usize = 40;
+    println!("\n## Sign-in through the `login` component\n");
+    println!(
+        "{CALLS} sequential calls each; CPU is the server process's user + system time per call.\n"
+    );
+    println!("| case | p50 (ms) | p99 (ms) | CPU per call (ms) |\n|---|---:|---:|---:|");
+    let app = Up::caseport().variable("demo_data", "true").start()?;
+    let _ = app.get("/api/auth/me");
+    let cases = [
+        (
+            "right password",
+            "casey.manager@example.org",
+            "caseport-demo-manager",
+        ),
+        (
+            "wrong password",
+            "robin.support@example.org",
+            "not the password",
+        ),
+        (
+            "unknown username",
+            "nobody-{i}@example.org",
+            "not the password",
+        ),
+    ];
+    for (label, user, password) in cases {
+        let mut times = Vec::with_capacity(CALLS);
+        let cpu_before = cpu_seconds(app.pid())?;
+        for i in 0..CALLS {
+            if i % 4 == 0 && label != "right password" {
+                // Stay under the lockout: a right sign-in clears the account's failures.
+                let _ = app.post(
+                    "/api/auth/login",
+                    &serde_json::json!({ "realm": "staff", "username": "robin.support@example.org", "password": "caseport-demo-support" }),
+                );
+            }
+            // Each unknown username is new, so its attempts never add up to a lockout.
+            let user = user.replace("{i}", &i.to_string());
+            let started = Instant::now();
+            let r = app.post(
+                "/api/auth/login",
+                &serde_json::json!({ "realm": "staff", "username": user, "password": password }),
+            );
+            times.push(started.elapsed());
+            if r.status == 429 {
+                bail!("{label}: locked out during the benchmark");
+            }
+        }
+        let cpu = (cpu_seconds(app.pid())? - cpu_before) / CALLS as f64;
+        times.sort();
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.1} |",
+            ms(times[CALLS / 2]),
+            ms(times[CALLS * 99 / 100]),
+            cpu * 1000.0
+        );
+    }
+    Ok(())
+}
+
+fn argon2_section() -> Result<()> {
+    println!("\n## argon2id (19 MiB, t=2, p=1): wasm against native\n");
+    println!("The same `caseport_shared::passwords::hash`, five hashes each; median.\n");
+    let mut native = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        caseport_shared::passwords::hash("a benchmark passphrase of some length")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        native.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let app = Up::probe().start()?;
+    let r = app.get("/probe/argon2");
+    if r.status != 200 {
+        bail!("probe argon2: {} {}", r.status, r.body);
+    }
+    let mut wasm: Vec<f64> = r
+        .body
+        .split(',')
+        .filter_map(|us| us.parse::<f64>().ok())
+        .map(|us| us / 1000.0)
+        .collect();
+    native.sort_by(f64::total_cmp);
+    wasm.sort_by(f64::total_cmp);
+    let (n, w) = (native[native.len() / 2], wasm[wasm.len() / 2]);
+    println!(
+        "| build | median hash (ms) |\n|---|---:|\n| native (x86_64, release) | {n:.1} |\n| wasm32-wasip2 under wasmtime | {w:.1} |\n| ratio wasm / native | {:.2} |",
+        w / n
+    );
+    Ok(())
 }

@@ -80,6 +80,7 @@ fn answer(req: &Request, component: &str) -> Response {
         },
         (Method::Get, ["outbound"]) => outbound(req.query()),
         (Method::Post, ["echo"]) => text(200, format!("{} bytes", req.body().len())),
+        (Method::Get, ["argon2"]) => time_argon2(),
         (Method::Get, ["trap"]) => trap(),
         (Method::Get, ["loop"]) => spin_forever(),
         (Method::Get, ["alloc"]) => allocate_forever(),
@@ -147,6 +148,20 @@ fn outbound(query: &str) -> Response {
         ),
         Err(e) => text(502, format!("{e:?}")),
     }
+}
+
+/// Times Caseport's own password hashing inside the component, for the wasm/native ratio
+/// of the benchmark: the microseconds of each of five hashes.
+fn time_argon2() -> Response {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        if let Err(e) = caseport_shared::passwords::hash("a benchmark passphrase of some length") {
+            return failed(e);
+        }
+        times.push(started.elapsed().as_micros().to_string());
+    }
+    text(200, times.join(","))
 }
 
 #[allow(clippy::panic)]
