@@ -742,3 +742,147 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
     )?
     .ok_or_else(ApiError::internal)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::{NativeDb, NativeKv};
+    use crate::ports::Clock;
+
+    struct FixedClock(std::cell::Cell<i64>);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> jiff::Timestamp {
+            jiff::Timestamp::from_second(self.0.get()).unwrap()
+        }
+    }
+
+    fn setup() -> (NativeDb, NativeKv, FixedClock, Settings) {
+        let db = NativeDb::in_memory().unwrap();
+        crate::schema::migrate(&db).unwrap();
+        let clock = FixedClock(std::cell::Cell::new(1_800_000_000));
+        crate::demo::load_if_empty(&db, &clock).unwrap();
+        (
+            db,
+            NativeKv::in_memory().unwrap(),
+            clock,
+            Settings::default(),
+        )
+    }
+
+    fn casey_login(ctx: &Ctx<'_>) -> Result<SignIn, ApiError> {
+        login(
+            ctx,
+            &LoginRequest {
+                realm: "staff".into(),
+                username: "casey.manager@example.org".into(),
+                password: "caseport-demo-manager".into(),
+            },
+            "10.0.0.1",
+        )
+    }
+
+    #[test]
+    fn sign_in_upgrades_a_hash_with_old_parameters() {
+        let (db, kv, clock, settings) = setup();
+        use argon2::{
+            Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString,
+        };
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let old = weak
+            .hash_password(b"caseport-demo-manager", &salt)
+            .unwrap()
+            .to_string();
+        db.execute(
+            "UPDATE credentials SET phc = ? WHERE username = 'casey.manager@example.org'",
+            &[old.into()],
+        )
+        .unwrap();
+        let ctx = Ctx {
+            db: &db,
+            kv: &kv,
+            clock: &clock,
+            settings: &settings,
+        };
+        assert!(matches!(casey_login(&ctx).unwrap(), SignIn::Session { .. }));
+        let phc = db
+            .execute(
+                "SELECT phc FROM credentials WHERE username = 'casey.manager@example.org'",
+                &[],
+            )
+            .unwrap()
+            .first()
+            .and_then(|r| r.text(0).map(str::to_string))
+            .unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(matches!(casey_login(&ctx).unwrap(), SignIn::Session { .. }));
+    }
+
+    #[test]
+    fn sessions_end_after_the_idle_and_the_absolute_limit() {
+        let (db, kv, clock, settings) = setup();
+        let ctx = Ctx {
+            db: &db,
+            kv: &kv,
+            clock: &clock,
+            settings: &settings,
+        };
+        let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
+            panic!("no session")
+        };
+        let start = clock.0.get();
+        // Active every 29 minutes: the idle limit never hits, the absolute one does.
+        let mut t = start;
+        while t + 29 * 60 < start + 12 * 3600 {
+            t += 29 * 60;
+            clock.0.set(t);
+            assert!(
+                me(&ctx, Some(token.expose())).is_ok(),
+                "ended early at +{}s",
+                t - start
+            );
+        }
+        clock.0.set(start + 12 * 3600 + 1);
+        assert_eq!(
+            me(&ctx, Some(token.expose())).unwrap_err().code,
+            "not_signed_in"
+        );
+
+        clock.0.set(start);
+        let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
+            panic!("no session")
+        };
+        clock.0.set(start + 31 * 60);
+        assert_eq!(
+            me(&ctx, Some(token.expose())).unwrap_err().code,
+            "not_signed_in"
+        );
+    }
+
+    #[test]
+    fn tokens_are_stored_only_as_hashes() {
+        let (db, kv, clock, settings) = setup();
+        let ctx = Ctx {
+            db: &db,
+            kv: &kv,
+            clock: &clock,
+            settings: &settings,
+        };
+        let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
+            panic!("no session")
+        };
+        let keys = kv.keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(!keys[0].contains(token.expose()));
+        assert!(
+            kv.get(&keys[0])
+                .unwrap()
+                .is_some_and(|v| !String::from_utf8_lossy(&v).contains(token.expose()))
+        );
+    }
+}

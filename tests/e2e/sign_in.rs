@@ -313,6 +313,22 @@ fn session_cookies_are_http_only_strict_and_secure_over_https() {
     let cookie = behind_tls.header("set-cookie").unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert_eq!(plain.header("cache-control"), Some("no-store"));
+    for h in [
+        "content-security-policy",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+    ] {
+        assert!(plain.header(h).is_some(), "the sign-in answer lacks {h}");
+    }
+    let refused = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "staff", "username": CASEY.0, "password": "no" }),
+    );
+    assert!(
+        refused.header("content-security-policy").is_some(),
+        "errors carry the headers too"
+    );
 }
 
 #[test]
