@@ -50,6 +50,16 @@ enum Commands {
 
 #[derive(clap::Args)]
 struct TimeArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Instantiations per component.
+    #[arg(long, default_value_t = 2000)]
+    iterations: usize,
+}
+
+/// What names the application and its variables, for every subcommand.
+#[derive(clap::Args)]
+struct AppArgs {
     /// The application's manifest, or the directory holding spin.toml.
     #[arg(short = 'f', long = "from", default_value = ".")]
     from: PathBuf,
@@ -59,31 +69,39 @@ struct TimeArgs {
     /// Where compiled components are cached (default: ~/.cache/caseport).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Instantiations per component.
-    #[arg(long, default_value_t = 2000)]
-    iterations: usize,
+}
+
+impl AppArgs {
+    /// Reads the manifest and resolves its variables.
+    fn load(&self) -> Result<(Manifest, Resolver)> {
+        let manifest = Manifest::load(&self.from)?;
+        let cli_vars = self
+            .variables
+            .iter()
+            .map(|v| parse_variable(v))
+            .collect::<Result<Vec<_>>>()?;
+        let resolver = Resolver::new(&manifest, &cli_vars, |n| std::env::var(n).ok())?;
+        Ok((manifest, resolver))
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
 }
 
 #[derive(clap::Args)]
 struct UpArgs {
+    #[command(flatten)]
+    app: AppArgs,
     /// Run each component's build command first.
     #[arg(long)]
     build: bool,
-    /// The application's manifest, or the directory holding spin.toml.
-    #[arg(short = 'f', long = "from", default_value = ".")]
-    from: PathBuf,
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// Where key-value and SQLite data live (default: .spin beside the manifest).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Set an application variable, as NAME=VALUE; may be repeated.
-    #[arg(long = "variable", value_name = "NAME=VALUE")]
-    variables: Vec<String>,
-    /// Where compiled components are cached (default: ~/.cache/caseport).
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
     /// Seconds one request may take before it is stopped and answered 503.
     #[arg(long, default_value_t = 30.0)]
     request_timeout: f64,
@@ -123,14 +141,15 @@ fn parse_variable(text: &str) -> Result<(String, String)> {
     }
 }
 
+fn async_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn up(args: UpArgs) -> Result<()> {
-    let manifest = Manifest::load(&args.from)?;
-    let cli_vars = args
-        .variables
-        .iter()
-        .map(|v| parse_variable(v))
-        .collect::<Result<Vec<_>>>()?;
-    let resolver = Resolver::new(&manifest, &cli_vars, |n| std::env::var(n).ok())?;
+    let (manifest, resolver) = args.app.load()?;
     if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
         bail!("--request-timeout must be a positive number of seconds");
     }
@@ -139,7 +158,7 @@ fn up(args: UpArgs) -> Result<()> {
     }
     let dirs = Dirs {
         state: args.state_dir.unwrap_or_else(|| manifest.dir.join(".spin")),
-        cache: args.cache_dir.unwrap_or_else(default_cache_dir),
+        cache: args.app.cache_dir(),
     };
     let limits = Limits {
         memory_bytes: args.memory_limit_mib << 20,
@@ -147,11 +166,7 @@ fn up(args: UpArgs) -> Result<()> {
         max_request_body: args.max_request_body,
         max_instances: args.max_instances.max(1),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    async_runtime()?.block_on(async move {
         let listener = server::bind(args.listen).await?;
         let app = App::load(&manifest, &resolver, &dirs, limits)?;
         let addr = listener.local_addr()?;
@@ -169,17 +184,11 @@ fn up(args: UpArgs) -> Result<()> {
 }
 
 fn time_instantiation(args: TimeArgs) -> Result<()> {
-    let manifest = Manifest::load(&args.from)?;
-    let cli_vars = args
-        .variables
-        .iter()
-        .map(|v| parse_variable(v))
-        .collect::<Result<Vec<_>>>()?;
-    let resolver = Resolver::new(&manifest, &cli_vars, |n| std::env::var(n).ok())?;
+    let (manifest, resolver) = args.app.load()?;
     let state = std::env::temp_dir().join(format!("caseport-time-{}", std::process::id()));
     let dirs = Dirs {
         state: state.clone(),
-        cache: args.cache_dir.unwrap_or_else(default_cache_dir),
+        cache: args.app.cache_dir(),
     };
     let limits = Limits {
         memory_bytes: 128 << 20,
@@ -187,11 +196,7 @@ fn time_instantiation(args: TimeArgs) -> Result<()> {
         max_request_body: 1 << 20,
         max_instances: 128,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async {
+    let result = async_runtime()?.block_on(async {
         let app = App::load(&manifest, &resolver, &dirs, limits)?;
         println!("component\tmean_us\tp50_us\tp99_us\titerations");
         for name in manifest.components.keys() {
