@@ -32,6 +32,14 @@ impl Ctx<'_> {
         self.clock.now().as_second()
     }
 
+    /// Today's date in the clinic's time zone.
+    pub fn today(&self) -> jiff::civil::Date {
+        self.clock
+            .now()
+            .to_zoned(self.settings.clinic_timezone.clone())
+            .date()
+    }
+
     fn audit(
         &self,
         actor: &str,
@@ -523,6 +531,13 @@ pub fn require_session(ctx: &Ctx<'_>, session: Option<&str>) -> Result<Account, 
             .ok_or_else(not_signed_in),
         None => Err(not_signed_in()),
     }
+}
+
+/// The signed-in staff member and their role: 401 without a session, 403 for a client.
+pub fn require_staff(ctx: &Ctx<'_>, session: Option<&str>) -> Result<(Account, Role), ApiError> {
+    let account = require_session(ctx, session)?;
+    let role = crate::clients::staff_role(ctx.db, account)?;
+    Ok((account, role))
 }
 
 /// `GET /api/auth/me`.

@@ -7,6 +7,9 @@
 pub mod api_error;
 pub mod audit;
 pub mod auth;
+pub mod caseload;
+pub mod client_info;
+pub mod clients;
 pub mod demo;
 pub mod domain;
 #[cfg(feature = "native")]
@@ -18,5 +21,6 @@ pub mod request;
 pub mod schema;
 pub mod security_headers;
 pub mod settings;
+pub mod staff;
 pub mod throttle;
 pub mod tokens;

@@ -18,6 +18,8 @@ pub struct Settings {
     /// `setup_token`: the secret that allows creating the first administrator; empty
     /// disables setup.
     pub setup_token: Option<Password>,
+    /// `clinic_timezone` (IANA name, default UTC): "today" for ages and assignment dates.
+    pub clinic_timezone: jiff::tz::TimeZone,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             session_absolute_hours: 12,
             demo_data: false,
             setup_token: None,
+            clinic_timezone: jiff::tz::TimeZone::UTC,
         }
     }
 }
@@ -89,6 +92,13 @@ impl Settings {
             setup_token: get("setup_token")
                 .filter(|t| !t.trim().is_empty())
                 .map(Password::new),
+            clinic_timezone: match get("clinic_timezone").map(|t| t.trim().to_string()) {
+                None => jiff::tz::TimeZone::UTC,
+                Some(t) if t.is_empty() => jiff::tz::TimeZone::UTC,
+                Some(t) => jiff::tz::TimeZone::get(&t).map_err(|_| {
+                    format!("variable clinic_timezone = {t:?} is not a time zone name such as America/Chicago")
+                })?,
+            },
         })
     }
 

@@ -1,12 +1,75 @@
-//! The `caseload` component: the HTTP adapter for My Caseload.
+//! The `caseload` component: My Caseload and Show All Clients, Add Client, and staff
+//! management for administrators. Routes, parses and responds; the rules are in
+//! `caseport_shared::{caseload, staff}`.
 
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use spin_sdk::http::{Request, Response};
+use caseport_edge::{Env, client_id, error, incoming, json, session_token};
+use caseport_shared::api_error::ApiError;
+use caseport_shared::{auth, caseload, staff};
+use serde_json::json;
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(_req: Request) -> Response {
-    caseport_edge::not_implemented("My Caseload")
+fn handle(req: Request) -> Response {
+    match answer(&req) {
+        Ok(r) => r,
+        Err(e) => error(&e),
+    }
+}
+
+fn answer(req: &Request) -> Result<Response, ApiError> {
+    let path = req.path().trim_end_matches('/').to_string();
+    let method = req.method().clone();
+    let route = match (path.as_str(), &method) {
+        ("/api/caseload", Method::Get) => "caseload",
+        ("/api/caseload", _) => return Err(ApiError::method_not_allowed("GET")),
+        ("/api/clients", Method::Post) => "add_client",
+        ("/api/clients", _) => return Err(ApiError::method_not_allowed("POST")),
+        ("/api/staff", Method::Get) => "staff_list",
+        ("/api/staff", Method::Post) => "staff_add",
+        ("/api/staff", _) => return Err(ApiError::method_not_allowed("GET and POST")),
+        (p, Method::Post) if p.ends_with("/assignments") => "assign",
+        (p, _) if p.ends_with("/assignments") => return Err(ApiError::method_not_allowed("POST")),
+        _ => return Err(ApiError::not_found()),
+    };
+    let incoming = incoming(req);
+    incoming.check_origin()?;
+    let env = Env::open()?;
+    let ctx = env.ctx();
+    let (me, role) = auth::require_staff(&ctx, session_token(req).as_deref())?;
+    Ok(match route {
+        "caseload" => {
+            let query = caseload::Query::parse(req.query())?;
+            json(200, &caseload::list(&ctx, me, role, &query, ctx.today())?)
+        }
+        "add_client" => {
+            let body: caseload::NewClient = incoming.json()?;
+            let id = caseload::add_client(&ctx, me, &body, ctx.today())?;
+            json(201, &json!({ "client": { "id": id } }))
+        }
+        "staff_list" => json(200, &json!({ "staff": staff::list(&ctx, role)? })),
+        "staff_add" => {
+            let body: staff::NewStaff = incoming.json()?;
+            let added = staff::add(&ctx, me, role, &body)?;
+            json(
+                201,
+                &json!({
+                    "staff": added.staff,
+                    "temporary_password": added.temporary_password.expose(),
+                    "expires_at": added.expires_at,
+                }),
+            )
+        }
+        _ => {
+            let client = client_id(req)?;
+            let body: staff::Assignment = incoming.json()?;
+            json(
+                200,
+                &json!({ "assignment": staff::assign(&ctx, me, role, client, &body)? }),
+            )
+        }
+    })
 }

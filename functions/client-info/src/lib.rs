@@ -1,12 +1,52 @@
-//! The `client-info` component: the HTTP adapter for Client Information.
+//! The `client-info` component: Client Information (read and correct a client) and the
+//! client's history. Routes, parses and responds; the rules are in
+//! `caseport_shared::client_info`.
 
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use spin_sdk::http::{Request, Response};
+use caseport_edge::{Env, client_id, error, incoming, json, session_token};
+use caseport_shared::api_error::ApiError;
+use caseport_shared::{auth, client_info};
+use serde_json::json;
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(_req: Request) -> Response {
-    caseport_edge::not_implemented("Client Information")
+fn handle(req: Request) -> Response {
+    match answer(&req) {
+        Ok(r) => r,
+        Err(e) => error(&e),
+    }
+}
+
+fn answer(req: &Request) -> Result<Response, ApiError> {
+    let history = req.path().trim_end_matches('/').ends_with("/history");
+    match (history, req.method()) {
+        (true, Method::Get) | (false, Method::Get | Method::Patch) => {}
+        (true, _) => return Err(ApiError::method_not_allowed("GET")),
+        (false, _) => return Err(ApiError::method_not_allowed("GET and PATCH")),
+    }
+    let id = client_id(req)?;
+    let incoming = incoming(req);
+    incoming.check_origin()?;
+    let env = Env::open()?;
+    let ctx = env.ctx();
+    let (me, role) = auth::require_staff(&ctx, session_token(req).as_deref())?;
+    Ok(match (history, req.method()) {
+        (true, _) => json(
+            200,
+            &json!({ "entries": client_info::history(&ctx, me, role, id)? }),
+        ),
+        (false, Method::Patch) => {
+            let patch: client_info::Patch = incoming.json()?;
+            let (client, email_check) =
+                client_info::update(&ctx, me, role, id, &patch, ctx.today())?;
+            json(
+                200,
+                &json!({ "client": client, "email_check": email_check }),
+            )
+        }
+        _ => json(200, &client_info::view(&ctx, me, role, id, ctx.today())?),
+    })
 }

@@ -154,6 +154,19 @@ fn method_name(req: &Request) -> &'static str {
     }
 }
 
+/// The `:id` of the matched route, as a client id; anything else is not found.
+pub fn client_id(req: &Request) -> Result<i64, ApiError> {
+    header(req, "spin-path-match-id")
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|id| *id > 0)
+        .ok_or_else(ApiError::not_found)
+}
+
+/// The request's query string.
+pub fn query(req: &Request) -> &str {
+    req.query()
+}
+
 /// The client's address (without port), for per-address limits.
 pub fn client_addr(req: &Request) -> String {
     let addr = header(req, "spin-client-addr").unwrap_or("unknown");

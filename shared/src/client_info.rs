@@ -1,0 +1,318 @@
+//! Client Information: the selected client with age, email check and portal account status;
+//! correcting the record with optimistic concurrency; the client's history from the audit log.
+//! Every view and every change is audited.
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+
+use crate::api_error::ApiError;
+use crate::audit;
+use crate::auth::Ctx;
+use crate::clients::{self, EmailCheck, age, check_email};
+use crate::domain::{Account, Role};
+use crate::ports::{Db, StorageError, Value, transaction};
+use crate::throttle;
+
+/// The client record as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct Client {
+    pub id: i64,
+    pub first_name: String,
+    pub middle_name: String,
+    pub last_name: String,
+    pub dob: String,
+    pub age: i16,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub version: i64,
+}
+
+/// The client's portal account.
+#[derive(Debug, Serialize)]
+pub struct Portal {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temp_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<String>,
+}
+
+/// `GET /api/clients/:id`.
+#[derive(Debug, Serialize)]
+pub struct View {
+    pub client: Client,
+    pub email_check: EmailCheck,
+    pub portal: Portal,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+fn load(db: &dyn Db, id: i64, today: Date) -> Result<Option<Client>, StorageError> {
+    let rows = db.execute(
+        "SELECT id, first_name, middle_name, last_name, dob, email, phone, version FROM clients WHERE id = ?",
+        &[id.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let dob = r.string(4)?;
+    let born: Date = dob
+        .parse()
+        .map_err(|_| StorageError(format!("bad dob {dob}")))?;
+    Ok(Some(Client {
+        id,
+        first_name: r.string(1)?,
+        middle_name: r.text(2).unwrap_or_default().to_string(),
+        last_name: r.string(3)?,
+        age: age(born, today),
+        dob,
+        email: r.text(5).map(str::to_string),
+        phone: r.text(6).map(str::to_string),
+        version: r.int(7).unwrap_or(1),
+    }))
+}
+
+fn portal(ctx: &Ctx<'_>, id: i64) -> Result<Portal, StorageError> {
+    let rows = ctx.db.execute(
+        "SELECT username, must_change, temp_expires_at, last_sign_in_at FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
+        &[id.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(Portal {
+            status: "none",
+            username: None,
+            temp_expires_at: None,
+            last_sign_in_at: None,
+        });
+    };
+    let username = r.string(0)?;
+    let key = throttle::key("account", &format!("client:{}", username.to_lowercase()));
+    let now = ctx.clock.now().as_second();
+    let locked = ctx
+        .db
+        .execute(
+            "SELECT 1 FROM sign_in_throttle WHERE key = ? AND locked_until > ?",
+            &[key.into(), now.into()],
+        )?
+        .first()
+        .is_some();
+    let status = if locked {
+        "locked"
+    } else if r.int(1) == Some(1) {
+        "password_reset_required"
+    } else {
+        "active"
+    };
+    Ok(Portal {
+        status,
+        username: Some(username),
+        temp_expires_at: r.text(2).map(str::to_string),
+        last_sign_in_at: r.text(3).map(str::to_string),
+    })
+}
+
+fn require_visible(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<(), ApiError> {
+    if clients::may_see(ctx.db, staff, role, id)? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Shows a client, and records that `staff` looked.
+pub fn view(
+    ctx: &Ctx<'_>,
+    staff: Account,
+    role: Role,
+    id: i64,
+    today: Date,
+) -> Result<View, ApiError> {
+    require_visible(ctx, staff, role, id)?;
+    let client = load(ctx.db, id, today)?.ok_or_else(not_found)?;
+    let subject = format!("client:{id}");
+    transaction(ctx.db, || {
+        audit::record(
+            ctx.db,
+            ctx.clock,
+            &staff.label(),
+            "client_viewed",
+            Some(&subject),
+            json!({}),
+        )
+    })?;
+    Ok(View {
+        email_check: check_email(client.email.as_deref()),
+        portal: portal(ctx, id)?,
+        client,
+    })
+}
+
+/// `PATCH /api/clients/:id`: the fields to change, and the version they were read at.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    pub version: i64,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub middle_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub dob: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// Applies a correction if nobody changed the record since `version`; answers the record
+/// and its email check.
+pub fn update(
+    ctx: &Ctx<'_>,
+    staff: Account,
+    role: Role,
+    id: i64,
+    patch: &Patch,
+    today: Date,
+) -> Result<(Client, EmailCheck), ApiError> {
+    require_visible(ctx, staff, role, id)?;
+    let mut sets: Vec<(&'static str, Value)> = Vec::new();
+    if let Some(v) = &patch.first_name {
+        sets.push((
+            "first_name",
+            clients::parse_name("first_name", v, true)?.into(),
+        ));
+    }
+    if let Some(v) = &patch.middle_name {
+        sets.push((
+            "middle_name",
+            clients::parse_name("middle_name", v, false)?.into(),
+        ));
+    }
+    if let Some(v) = &patch.last_name {
+        sets.push((
+            "last_name",
+            clients::parse_name("last_name", v, true)?.into(),
+        ));
+    }
+    if let Some(v) = &patch.dob {
+        sets.push(("dob", clients::parse_dob(v, today)?.to_string().into()));
+    }
+    if let Some(v) = &patch.email {
+        sets.push((
+            "email",
+            clients::parse_optional_email(v)?
+                .map(|e| e.to_string())
+                .into(),
+        ));
+    }
+    if let Some(v) = &patch.phone {
+        sets.push(("phone", clients::parse_phone(v)?.into()));
+    }
+    if sets.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "Send at least one field to change, with the version you read.",
+        ));
+    }
+    let conflict = || {
+        ApiError::new(
+            409,
+            "version_conflict",
+            "Someone else changed this client while you were editing. Reload to see their change, then make yours again.",
+        )
+    };
+    let client = transaction(ctx.db, || {
+        let before = load(ctx.db, id, today)?.ok_or_else(not_found)?;
+        if before.version != patch.version {
+            return Err(conflict());
+        }
+        let assignments: Vec<String> = sets.iter().map(|(col, _)| format!("{col} = ?")).collect();
+        let mut params: Vec<Value> = sets.iter().map(|(_, v)| v.clone()).collect();
+        params.push(id.into());
+        params.push(patch.version.into());
+        let changed = ctx.db.execute(
+            &format!("UPDATE clients SET {}, version = version + 1 WHERE id = ? AND version = ? RETURNING id", assignments.join(", ")),
+            &params,
+        )?;
+        if changed.first().is_none() {
+            return Err(conflict());
+        }
+        let after = load(ctx.db, id, today)?.ok_or_else(not_found)?;
+        let mut changes = Map::new();
+        for (field, old, new) in [
+            (
+                "first_name",
+                Some(before.first_name.clone()),
+                Some(after.first_name.clone()),
+            ),
+            (
+                "middle_name",
+                Some(before.middle_name.clone()),
+                Some(after.middle_name.clone()),
+            ),
+            (
+                "last_name",
+                Some(before.last_name.clone()),
+                Some(after.last_name.clone()),
+            ),
+            ("dob", Some(before.dob.clone()), Some(after.dob.clone())),
+            ("email", before.email.clone(), after.email.clone()),
+            ("phone", before.phone.clone(), after.phone.clone()),
+        ] {
+            if old != new {
+                changes.insert(field.into(), json!({ "old": old, "new": new }));
+            }
+        }
+        let subject = format!("client:{id}");
+        audit::record(
+            ctx.db,
+            ctx.clock,
+            &staff.label(),
+            "client_updated",
+            Some(&subject),
+            Json::Object(changes),
+        )?;
+        Ok::<_, ApiError>(after)
+    })?;
+    let check = check_email(client.email.as_deref());
+    Ok((client, check))
+}
+
+/// One line of a client's history.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: Json,
+}
+
+/// The client's history, newest first (the last 200 entries).
+pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec<Entry>, ApiError> {
+    require_visible(ctx, staff, role, id)?;
+    let rows = ctx.db.execute(
+        "SELECT l.at, l.actor, l.action, l.detail, s.display_name
+         FROM audit_log l LEFT JOIN staff s ON l.actor = 'staff:' || s.id
+         WHERE l.subject = ? ORDER BY l.seq DESC LIMIT 200",
+        &[format!("client:{id}").into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Entry {
+            at: r.text(0).unwrap_or_default().to_string(),
+            actor: r.text(4).or(r.text(1)).unwrap_or_default().to_string(),
+            action: r.text(2).unwrap_or_default().to_string(),
+            detail: r
+                .text(3)
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or(Json::Null),
+        })
+        .collect())
+}
