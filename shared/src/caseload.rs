@@ -146,17 +146,22 @@ fn role_of(s: Option<&str>) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern.
-fn like_prefix(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 1);
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
+/// The ORDER BY of a sort; ties broken by id so pages never overlap.
+fn order_by(sort: Sort, descending: bool) -> String {
+    let dir = if descending { "DESC" } else { "ASC" };
+    let flip = if descending { "ASC" } else { "DESC" };
+    match sort {
+        Sort::Name => format!(
+            "c.last_name COLLATE NOCASE {dir}, c.first_name COLLATE NOCASE {dir}, c.id {dir}"
+        ),
+        Sort::Dob => format!("c.dob {dir}, c.id {dir}"),
+        // Older means an earlier date of birth.
+        Sort::Age => format!("c.dob {flip}, c.id {dir}"),
+        Sort::Role => format!("a.role {dir}, c.last_name COLLATE NOCASE {dir}, c.id {dir}"),
+        Sort::DateAssigned => {
+            format!("a.date_assigned {dir}, c.last_name COLLATE NOCASE {dir}, c.id {dir}")
         }
-        out.push(c);
     }
-    out.push('%');
-    out
 }
 
 /// Lists a page of the caller's caseload (or every client, for administrators).
@@ -182,57 +187,61 @@ pub fn list(
     };
     let mut params: Vec<Value> = vec![staff.id.into()];
     let mut filter = String::from("WHERE 1 = 1");
-    // "Doe, Ja" searches last name Doe* and first name Ja*; a single word either name.
+    // "Doe, Ja" searches last names starting Doe and first names starting Ja; one word
+    // either name. Prefixes are index ranges (LIKE with ESCAPE would scan every row).
     if !query.q.is_empty() {
+        let range = |column: &str, prefix: &str, params: &mut Vec<Value>| {
+            params.push(prefix.into());
+            params.push(format!("{prefix}\u{10FFFF}").into());
+            format!("(c.{column} COLLATE NOCASE >= ? AND c.{column} COLLATE NOCASE < ?)")
+        };
         match query.q.split_once(',') {
             Some((last, first)) => {
-                filter.push_str(
-                    " AND c.last_name LIKE ? ESCAPE '\\' AND c.first_name LIKE ? ESCAPE '\\'",
-                );
-                params.push(like_prefix(last.trim()).into());
-                params.push(like_prefix(first.trim()).into());
+                let l = range("last_name", last.trim(), &mut params);
+                let f = range("first_name", first.trim(), &mut params);
+                filter.push_str(&format!(" AND {l} AND {f}"));
             }
             None => {
-                filter.push_str(
-                    " AND (c.last_name LIKE ? ESCAPE '\\' OR c.first_name LIKE ? ESCAPE '\\')",
-                );
-                params.push(like_prefix(&query.q).into());
-                params.push(like_prefix(&query.q).into());
+                let l = range("last_name", &query.q, &mut params);
+                let f = range("first_name", &query.q, &mut params);
+                filter.push_str(&format!(" AND ({l} OR {f})"));
             }
         }
     }
-    let total = ctx
-        .db
-        .execute(&format!("SELECT count(*) {from} {filter}"), &params)?
-        .first()
-        .and_then(|r| r.int(0))
-        .unwrap_or(0);
-    let dir = if query.descending { "DESC" } else { "ASC" };
-    let flip = if query.descending { "ASC" } else { "DESC" };
-    let order = match query.sort {
-        Sort::Name => format!(
-            "c.last_name COLLATE NOCASE {dir}, c.first_name COLLATE NOCASE {dir}, c.id {dir}"
-        ),
-        Sort::Dob => format!("c.dob {dir}, c.id {dir}"),
-        // Older means an earlier date of birth.
-        Sort::Age => format!("c.dob {flip}, c.id {dir}"),
-        Sort::Role => format!("a.role {dir}, c.last_name COLLATE NOCASE {dir}, c.id {dir}"),
-        Sort::DateAssigned => {
-            format!("a.date_assigned {dir}, c.last_name COLLATE NOCASE {dir}, c.id {dir}")
-        }
+    let counted = if query.all && query.q.is_empty() {
+        // Every client: the maintained count, not a scan.
+        ctx.db
+            .execute("SELECT value FROM counters WHERE name = 'clients'", &[])?
+    } else {
+        ctx.db
+            .execute(&format!("SELECT count(*) {from} {filter}"), &params)?
+    };
+    let total = counted.first().and_then(|r| r.int(0)).unwrap_or(0);
+    // SQLite walks `offset` index entries to reach a page, so a page past the middle is read
+    // from the other end in reverse: the last page costs what the first does.
+    let from_end = query.offset > total / 2 && query.offset < total;
+    let (descending, offset, limit) = if from_end {
+        let end = (query.offset + query.limit).min(total);
+        (!query.descending, total - end, end - query.offset)
+    } else {
+        (query.descending, query.offset, query.limit)
     };
     let mut page_params = params.clone();
-    page_params.push(query.limit.into());
-    page_params.push(query.offset.into());
-    let rows = ctx.db.execute(
+    page_params.push(limit.into());
+    page_params.push(offset.into());
+    let mut rows = ctx.db.execute(
         &format!(
             "SELECT c.id, c.first_name, c.last_name, c.dob, a.role, a.date_assigned,
                     (SELECT CASE WHEN cr.must_change = 1 THEN 'password_reset_required' ELSE 'active' END
                      FROM credentials cr WHERE cr.owner_kind = 'client' AND cr.owner_id = c.id)
-             {from} {filter} ORDER BY {order} LIMIT ? OFFSET ?"
+             {from} {filter} ORDER BY {} LIMIT ? OFFSET ?",
+            order_by(query.sort, descending)
         ),
         &page_params,
     )?;
+    if from_end {
+        rows.rows.reverse();
+    }
     let rows = rows
         .iter()
         .map(|r| {
@@ -383,7 +392,57 @@ mod tests {
     }
 
     #[test]
-    fn like_patterns_are_escaped() {
-        assert_eq!(like_prefix("50%_a\\"), "50\\%\\_a\\\\%");
+    fn pages_read_from_either_end_join_up_to_the_whole_list() {
+        use crate::native::{NativeDb, NativeKv};
+        use crate::ports::{Db, SystemClock};
+        let db = NativeDb::in_memory().unwrap();
+        crate::schema::migrate(&db).unwrap();
+        crate::demo::load_if_empty(&db, &SystemClock).unwrap();
+        for i in 0..17 {
+            db.execute(
+                "INSERT INTO clients (first_name, last_name, dob, created_at) VALUES (?, 'Same', ?, 'x')",
+                &[format!("F{}", i % 5).into(), format!("20{:02}-01-0{}", 10 + i % 3, 1 + i % 4).into()],
+            )
+            .unwrap();
+        }
+        let kv = NativeKv::in_memory().unwrap();
+        let settings = crate::settings::Settings::default();
+        let ctx = Ctx {
+            db: &db,
+            kv: &kv,
+            clock: &SystemClock,
+            settings: &settings,
+        };
+        let admin = Account {
+            kind: crate::domain::AccountKind::Staff,
+            id: 3,
+        };
+        let today: Date = "2026-11-25".parse().unwrap();
+        for sort in ["name", "dob", "age", "role", "date_assigned"] {
+            for dir in ["asc", "desc"] {
+                let ids = |offset: i64, limit: i64| -> Vec<i64> {
+                    let q = Query::parse(&format!(
+                        "scope=all&sort={sort}&dir={dir}&offset={offset}&limit={limit}"
+                    ))
+                    .unwrap();
+                    list(&ctx, admin, Role::Admin, &q, today)
+                        .unwrap()
+                        .rows
+                        .iter()
+                        .map(|r| r.client_id)
+                        .collect()
+                };
+                let whole = ids(0, 100);
+                assert_eq!(whole.len(), 24);
+                let mut paged = Vec::new();
+                let mut offset = 0;
+                while offset < 24 {
+                    paged.extend(ids(offset, 5));
+                    offset += 5;
+                }
+                assert_eq!(paged, whole, "sort={sort} dir={dir}");
+                assert!(ids(24, 5).is_empty());
+            }
+        }
     }
 }

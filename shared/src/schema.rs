@@ -7,8 +7,10 @@
 use crate::ports::{Db, StorageError, transaction};
 
 /// Each migration is a list of single statements (Spin's `execute` runs one at a time).
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE staff (
+/// Never edit a migration that has shipped; add the next one.
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE staff (
         id INTEGER PRIMARY KEY,
         email TEXT NOT NULL UNIQUE COLLATE NOCASE,
         display_name TEXT NOT NULL,
@@ -16,7 +18,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
         created_at TEXT NOT NULL
     )",
-    "CREATE TABLE clients (
+        "CREATE TABLE clients (
         id INTEGER PRIMARY KEY,
         first_name TEXT NOT NULL,
         middle_name TEXT NOT NULL DEFAULT '',
@@ -27,18 +29,18 @@ const MIGRATIONS: &[&[&str]] = &[&[
         version INTEGER NOT NULL DEFAULT 1,
         created_at TEXT NOT NULL
     )",
-    "CREATE INDEX clients_by_name ON clients (last_name COLLATE NOCASE, first_name COLLATE NOCASE, id)",
-    "CREATE TABLE caseload_assignments (
+        "CREATE INDEX clients_by_name ON clients (last_name COLLATE NOCASE, first_name COLLATE NOCASE, id)",
+        "CREATE TABLE caseload_assignments (
         staff_id INTEGER NOT NULL REFERENCES staff (id),
         client_id INTEGER NOT NULL REFERENCES clients (id),
         role TEXT NOT NULL CHECK (role IN ('primary_case_manager', 'support_primary_staff')),
         date_assigned TEXT NOT NULL,
         PRIMARY KEY (staff_id, client_id)
     ) WITHOUT ROWID",
-    "CREATE INDEX assignments_by_client ON caseload_assignments (client_id)",
-    // One row per account that can sign in; `username` is the staff email or the client's
-    // portal username. `session_epoch` grows when all sessions of the account are revoked.
-    "CREATE TABLE credentials (
+        "CREATE INDEX assignments_by_client ON caseload_assignments (client_id)",
+        // One row per account that can sign in; `username` is the staff email or the client's
+        // portal username. `session_epoch` grows when all sessions of the account are revoked.
+        "CREATE TABLE credentials (
         owner_kind TEXT NOT NULL CHECK (owner_kind IN ('staff', 'client')),
         owner_id INTEGER NOT NULL,
         username TEXT NOT NULL COLLATE NOCASE,
@@ -50,26 +52,26 @@ const MIGRATIONS: &[&[&str]] = &[&[
         session_epoch INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (owner_kind, owner_id)
     )",
-    "CREATE UNIQUE INDEX credentials_by_username ON credentials (owner_kind, username)",
-    // Sign-in attempts per account key and per client address, keyed by a hash so the table
-    // says nothing about which accounts exist. In SQLite, not key-value: an attempt is
-    // reserved by one atomic statement, which Spin's key-value store cannot do.
-    "CREATE TABLE sign_in_throttle (
+        "CREATE UNIQUE INDEX credentials_by_username ON credentials (owner_kind, username)",
+        // Sign-in attempts per account key and per client address, keyed by a hash so the table
+        // says nothing about which accounts exist. In SQLite, not key-value: an attempt is
+        // reserved by one atomic statement, which Spin's key-value store cannot do.
+        "CREATE TABLE sign_in_throttle (
         key TEXT PRIMARY KEY,
         attempts INTEGER NOT NULL,
         window_started_at INTEGER NOT NULL,
         locked_until INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID",
-    // Change and reset tokens, stored as hashes and taken by one DELETE … RETURNING, so a
-    // token can be used once even by parallel requests.
-    "CREATE TABLE one_time_tokens (
+        // Change and reset tokens, stored as hashes and taken by one DELETE … RETURNING, so a
+        // token can be used once even by parallel requests.
+        "CREATE TABLE one_time_tokens (
         token_hash TEXT PRIMARY KEY,
         purpose TEXT NOT NULL CHECK (purpose IN ('change', 'reset')),
         owner_kind TEXT NOT NULL,
         owner_id INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID",
-    "CREATE TABLE audit_log (
+        "CREATE TABLE audit_log (
         seq INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
         actor TEXT NOT NULL,
@@ -79,12 +81,25 @@ const MIGRATIONS: &[&[&str]] = &[&[
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     )",
-    "CREATE INDEX audit_by_subject ON audit_log (subject, seq)",
-    "CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log
+        "CREATE INDEX audit_by_subject ON audit_log (subject, seq)",
+        "CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
+        "CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-]];
+    ],
+    &[
+        // Searching by first name uses its own index (a search is a range on one of the two).
+        "CREATE INDEX clients_by_first_name ON clients (first_name COLLATE NOCASE, last_name COLLATE NOCASE, id)",
+        "CREATE INDEX clients_by_dob ON clients (dob, id)",
+        // Show All Clients' total without counting every row.
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO counters (name, value) SELECT 'clients', count(*) FROM clients",
+        "CREATE TRIGGER clients_counted_insert AFTER INSERT ON clients
+        BEGIN UPDATE counters SET value = value + 1 WHERE name = 'clients'; END",
+        "CREATE TRIGGER clients_counted_delete AFTER DELETE ON clients
+        BEGIN UPDATE counters SET value = value - 1 WHERE name = 'clients'; END",
+    ],
+];
 
 /// The schema version this code expects.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

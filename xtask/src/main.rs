@@ -15,7 +15,8 @@ const START_RUNS: usize = 5;
 fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("bench") => bench(),
-        _ => bail!("usage: cargo xtask bench"),
+        Some("bench-scale") => scale_section(),
+        _ => bail!("usage: cargo xtask bench | bench-scale"),
     }
 }
 
@@ -117,6 +118,7 @@ fn bench() -> Result<()> {
     drop(app);
     sign_in_section()?;
     argon2_section()?;
+    scale_section()?;
     Ok(())
 }
 
@@ -298,5 +300,220 @@ fn argon2_section() -> Result<()> {
         "| build | median hash (ms) |\n|---|---:|\n| native (x86_64, release) | {n:.1} |\n| wasm32-wasip2 under wasmtime | {w:.1} |\n| ratio wasm / native | {:.2} |",
         w / n
     );
+    Ok(())
+}
+
+/// A `Db` that remembers the statements it ran, to show their query plans.
+struct Recording<'a> {
+    db: &'a caseport_shared::native::NativeDb,
+    seen: std::cell::RefCell<Vec<(String, Vec<caseport_shared::ports::Value>)>>,
+}
+
+impl caseport_shared::ports::Db for Recording<'_> {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[caseport_shared::ports::Value],
+    ) -> Result<caseport_shared::ports::Rows, caseport_shared::ports::StorageError> {
+        self.seen
+            .borrow_mut()
+            .push((sql.to_string(), params.to_vec()));
+        self.db.execute(sql, params)
+    }
+}
+
+const LAST: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+];
+const FIRST: &[&str] = &[
+    "Olivia", "Liam", "Emma", "Noah", "Ava", "Oliver", "Sophia", "Elijah", "Isabella", "James",
+    "Mia", "William", "Amelia", "Benjamin", "Harper", "Lucas", "Evelyn", "Henry", "Abigail",
+    "Jack",
+];
+
+/// Fills a demo database with `clients` clients and 1,000 more staff; every client is on one
+/// staff member's caseload, and Casey gets every thousandth.
+fn fill(db: &caseport_shared::native::NativeDb, clients: usize) -> Result<()> {
+    use caseport_shared::ports::Db;
+    let e = |e: caseport_shared::ports::StorageError| anyhow::anyhow!("{e}");
+    db.execute("BEGIN", &[]).map_err(e)?;
+    for s in 0..1000 {
+        db.execute(
+            "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, 'case_manager', '2026-01-01T00:00:00Z')",
+            &[format!("staff{s}@example.org").into(), format!("Staff {s}").into()],
+        )
+        .map_err(e)?;
+    }
+    for i in 0..clients {
+        let last = format!("{}{}", LAST[i % LAST.len()], i / 400);
+        let first = FIRST[(i / LAST.len()) % FIRST.len()];
+        let dob = format!("{}-{:02}-{:02}", 1950 + i % 70, 1 + i % 12, 1 + i % 28);
+        let id = db
+            .execute(
+                "INSERT INTO clients (first_name, last_name, dob, email, created_at) VALUES (?, ?, ?, ?, '2026-01-01T00:00:00Z') RETURNING id",
+                &[first.into(), last.as_str().into(), dob.into(), format!("client{i}@example.com").into()],
+            )
+            .map_err(e)?
+            .first()
+            .and_then(|r| r.int(0))
+            .unwrap_or_default();
+        let staff = if i % 1000 == 0 {
+            1
+        } else {
+            4 + (i % 1000) as i64
+        };
+        db.execute(
+            "INSERT OR IGNORE INTO caseload_assignments (staff_id, client_id, role, date_assigned) VALUES (?, ?, 'primary_case_manager', '2025-06-01')",
+            &[staff.into(), id.into()],
+        )
+        .map_err(e)?;
+    }
+    db.execute("COMMIT", &[]).map_err(e)?;
+    Ok(())
+}
+
+fn median_ms(app: &caseport_tests::Server, path: &str, cookie: &str) -> Result<(f64, i64)> {
+    let mut times = Vec::new();
+    let mut total = 0;
+    for _ in 0..15 {
+        let started = Instant::now();
+        let r = app.call("GET", path, None, &[("cookie", cookie)]);
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        if r.status != 200 {
+            bail!("{path}: {} {}", r.status, r.body);
+        }
+        total = r.json()["total"].as_i64().unwrap_or(0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], total))
+}
+
+fn scale_section() -> Result<()> {
+    use caseport_shared::ports::Db;
+    println!("\n## My Caseload at scale\n");
+    println!(
+        "Median of 15 calls through `caseport up` (HTTP, component, SQLite); 1,000 extra staff; Casey has every thousandth client, an administrator sees all.\n"
+    );
+    println!(
+        "| clients | mine: first page | mine: search | mine: last page | all: first page | all: search \"Smith1\" | all: page at 50% | all: last page |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut plans_db = None;
+    for n in [1_000usize, 10_000, 100_000] {
+        let state = tempfile::tempdir()?;
+        {
+            let app = Up::caseport()
+                .variable("demo_data", "true")
+                .state_dir(state.path())
+                .start()?;
+            let _ = app.get("/api/auth/me");
+        }
+        let db = caseport_shared::native::NativeDb::open(&state.path().join("sqlite_db.db"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        fill(&db, n)?;
+        let app = Up::caseport().state_dir(state.path()).start()?;
+        let casey = app.sign_in(
+            "staff",
+            "casey.manager@example.org",
+            "caseport-demo-manager",
+        );
+        let admin = app.sign_in("staff", "admin@example.org", "caseport-demo-admin");
+        let (mine_first, mine_total) = median_ms(&app, "/api/caseload", &casey)?;
+        let (mine_search, _) = median_ms(&app, "/api/caseload?q=Smith", &casey)?;
+        let (mine_last, _) = median_ms(
+            &app,
+            &format!("/api/caseload?offset={}", (mine_total - 25).max(0)),
+            &casey,
+        )?;
+        let (all_first, all_total) = median_ms(&app, "/api/caseload?scope=all", &admin)?;
+        let (all_search, _) = median_ms(&app, "/api/caseload?scope=all&q=Smith1", &admin)?;
+        let (all_mid, _) = median_ms(
+            &app,
+            &format!("/api/caseload?scope=all&offset={}", all_total / 2),
+            &admin,
+        )?;
+        let (all_last, _) = median_ms(
+            &app,
+            &format!("/api/caseload?scope=all&offset={}", all_total - 25),
+            &admin,
+        )?;
+        println!(
+            "| {n} | {mine_first:.2} | {mine_search:.2} | {mine_last:.2} | {all_first:.2} | {all_search:.2} | {all_mid:.2} | {all_last:.2} |"
+        );
+        if n == 100_000 {
+            plans_db = Some((state, db));
+        }
+    }
+    if let Some((_state, db)) = plans_db {
+        println!("\n### Query plans at 100,000 clients\n");
+        let recording = Recording {
+            db: &db,
+            seen: Default::default(),
+        };
+        let kv =
+            caseport_shared::native::NativeKv::in_memory().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let settings = caseport_shared::settings::Settings::default();
+        let clock = caseport_shared::ports::SystemClock;
+        let ctx = caseport_shared::auth::Ctx {
+            db: &recording,
+            kv: &kv,
+            clock: &clock,
+            settings: &settings,
+        };
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        use caseport_shared::domain::{Account, AccountKind, Role};
+        for (label, who, role, query) in [
+            ("mine, first page", 1, Role::CaseManager, ""),
+            ("all, first page", 3, Role::Admin, "scope=all"),
+            ("all, search", 3, Role::Admin, "scope=all&q=Smith1"),
+            ("all, sorted by age", 3, Role::Admin, "scope=all&sort=age"),
+        ] {
+            recording.seen.borrow_mut().clear();
+            let q = caseport_shared::caseload::Query::parse(query)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            caseport_shared::caseload::list(
+                &ctx,
+                Account {
+                    kind: AccountKind::Staff,
+                    id: who,
+                },
+                role,
+                &q,
+                today,
+            )
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("{label} (`{query}`):\n```");
+            for (sql, params) in recording.seen.borrow().iter() {
+                let plan = db
+                    .execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for row in plan.iter() {
+                    println!("{}", row.text(3).unwrap_or_default());
+                }
+            }
+            println!("```");
+        }
+    }
     Ok(())
 }
