@@ -1,6 +1,8 @@
 //! My Caseload: the signed-in staff member's clients with the help page's columns, search,
 //! sorting by every column and paging; Show All Clients for administrators; Add Client.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,6 +26,9 @@ pub struct Query {
     pub descending: bool,
     pub offset: i64,
     pub limit: i64,
+    /// A keyset cursor (a page's `next`): the page starts after that row, whatever the
+    /// offset; `offset` then only says where the page is, for "Showing 26 to 50".
+    pub after: Option<String>,
 }
 
 /// The sortable columns.
@@ -46,6 +51,7 @@ impl Query {
             descending: false,
             offset: 0,
             limit: 25,
+            after: None,
         };
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let key = key.as_ref();
@@ -102,6 +108,7 @@ impl Query {
                 }
                 "offset" => out.offset = number("offset", 0, 1_000_000_000)?,
                 "limit" => out.limit = number("limit", 1, MAX_LIMIT)?,
+                "after" => out.after = Some(value.into_owned()).filter(|v| !v.is_empty()),
                 other => {
                     return Err(ApiError::invalid(
                         other,
@@ -136,6 +143,9 @@ pub struct Page {
     pub offset: i64,
     pub limit: i64,
     pub rows: Vec<Row>,
+    /// The cursor for the next page (pass it as `after`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 fn role_of(s: Option<&str>) -> Option<(&'static str, &'static str)> {
@@ -146,22 +156,112 @@ fn role_of(s: Option<&str>) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// The ORDER BY of a sort; ties broken by id so pages never overlap.
-fn order_by(sort: Sort, descending: bool) -> String {
-    let dir = if descending { "DESC" } else { "ASC" };
-    let flip = if descending { "ASC" } else { "DESC" };
+/// The columns a sort orders by, all in one direction, ending in the id so that no two rows
+/// tie and a page's last row says exactly where the next begins.
+fn key_columns(sort: Sort) -> &'static [&'static str] {
     match sort {
-        Sort::Name => format!(
-            "c.last_name COLLATE NOCASE {dir}, c.first_name COLLATE NOCASE {dir}, c.id {dir}"
-        ),
-        Sort::Dob => format!("c.dob {dir}, c.id {dir}"),
-        // Older means an earlier date of birth.
-        Sort::Age => format!("c.dob {flip}, c.id {dir}"),
-        Sort::Role => format!("a.role {dir}, c.last_name COLLATE NOCASE {dir}, c.id {dir}"),
-        Sort::DateAssigned => {
-            format!("a.date_assigned {dir}, c.last_name COLLATE NOCASE {dir}, c.id {dir}")
-        }
+        Sort::Name => &[
+            "c.last_name COLLATE NOCASE",
+            "c.first_name COLLATE NOCASE",
+            "c.id",
+        ],
+        Sort::Dob | Sort::Age => &["c.dob", "c.id"],
+        Sort::Role => &["coalesce(a.role, '')", "c.last_name COLLATE NOCASE", "c.id"],
+        Sort::DateAssigned => &[
+            "coalesce(a.date_assigned, '')",
+            "c.last_name COLLATE NOCASE",
+            "c.id",
+        ],
     }
+}
+
+/// Whether the key columns run descending: older means an earlier date of birth.
+fn key_descending(sort: Sort, descending: bool) -> bool {
+    if sort == Sort::Age {
+        !descending
+    } else {
+        descending
+    }
+}
+
+fn order_by(sort: Sort, descending: bool) -> String {
+    let dir = if key_descending(sort, descending) {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    key_columns(sort)
+        .iter()
+        .map(|c| format!("{c} {dir}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sort_name(sort: Sort) -> &'static str {
+    match sort {
+        Sort::Name => "name",
+        Sort::Dob => "dob",
+        Sort::Age => "age",
+        Sort::Role => "role",
+        Sort::DateAssigned => "date_assigned",
+    }
+}
+
+/// A row's sort key, as a cursor: base64url of `[sort, dir, key…]`.
+fn cursor_after(row: &Row, query: &Query) -> String {
+    let key: Vec<serde_json::Value> = match query.sort {
+        Sort::Name => vec![
+            json!(row.last_name),
+            json!(row.first_name),
+            json!(row.client_id),
+        ],
+        Sort::Dob | Sort::Age => vec![json!(row.dob), json!(row.client_id)],
+        Sort::Role => vec![
+            json!(row.role.unwrap_or("")),
+            json!(row.last_name),
+            json!(row.client_id),
+        ],
+        Sort::DateAssigned => vec![
+            json!(row.date_assigned.clone().unwrap_or_default()),
+            json!(row.last_name),
+            json!(row.client_id),
+        ],
+    };
+    let dir = if query.descending { "desc" } else { "asc" };
+    let mut all = vec![json!(sort_name(query.sort)), json!(dir)];
+    all.extend(key);
+    URL_SAFE_NO_PAD.encode(serde_json::Value::Array(all).to_string())
+}
+
+/// The key values of a cursor, checked against the query's sort.
+fn cursor_key(cursor: &str, query: &Query) -> Result<Vec<Value>, ApiError> {
+    let invalid = || {
+        ApiError::invalid(
+            "after",
+            "This page cursor is not valid for this sort; start again from the first page.",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let parts: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let dir = if query.descending { "desc" } else { "asc" };
+    let columns = key_columns(query.sort).len();
+    if parts.len() != columns + 2
+        || parts[0] != json!(sort_name(query.sort))
+        || parts[1] != json!(dir)
+    {
+        return Err(invalid());
+    }
+    parts[2..]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            serde_json::Value::String(s) if i + 1 < columns => Ok(Value::Text(s.clone())),
+            serde_json::Value::Number(n) if i + 1 == columns => {
+                n.as_i64().map(Value::Integer).ok_or_else(invalid)
+            }
+            _ => Err(invalid()),
+        })
+        .collect()
 }
 
 /// Lists a page of the caller's caseload (or every client, for administrators).
@@ -217,16 +317,40 @@ pub fn list(
             .execute(&format!("SELECT count(*) {from} {filter}"), &params)?
     };
     let total = counted.first().and_then(|r| r.int(0)).unwrap_or(0);
-    // SQLite walks `offset` index entries to reach a page, so a page past the middle is read
-    // from the other end in reverse: the last page costs what the first does.
-    let from_end = query.offset > total / 2 && query.offset < total;
+    // With a cursor, the page starts right after it: an index seek, whatever the depth.
+    // Without one, SQLite walks `offset` entries, so a page past the middle is read from the
+    // other end in reverse: the last page costs what the first does.
+    let after = query
+        .after
+        .as_deref()
+        .map(|c| cursor_key(c, query))
+        .transpose()?;
+    let from_end = after.is_none() && query.offset > total / 2 && query.offset < total;
     let (descending, offset, limit) = if from_end {
         let end = (query.offset + query.limit).min(total);
         (!query.descending, total - end, end - query.offset)
+    } else if after.is_some() {
+        // One row more than asked tells whether a next page exists.
+        (query.descending, 0, query.limit + 1)
     } else {
         (query.descending, query.offset, query.limit)
     };
     let mut page_params = params.clone();
+    let mut seek = String::new();
+    if let Some(key) = &after {
+        let columns = key_columns(query.sort);
+        let op = if key_descending(query.sort, query.descending) {
+            "<"
+        } else {
+            ">"
+        };
+        seek = format!(
+            " AND ({}) {op} ({})",
+            columns.join(", "),
+            vec!["?"; columns.len()].join(", ")
+        );
+        page_params.extend(key.iter().cloned());
+    }
     page_params.push(limit.into());
     page_params.push(offset.into());
     let mut rows = ctx.db.execute(
@@ -234,7 +358,7 @@ pub fn list(
             "SELECT c.id, c.first_name, c.last_name, c.dob, a.role, a.date_assigned,
                     (SELECT CASE WHEN cr.must_change = 1 THEN 'password_reset_required' ELSE 'active' END
                      FROM credentials cr WHERE cr.owner_kind = 'client' AND cr.owner_id = c.id)
-             {from} {filter} ORDER BY {} LIMIT ? OFFSET ?",
+             {from} {filter}{seek} ORDER BY {} LIMIT ? OFFSET ?",
             order_by(query.sort, descending)
         ),
         &page_params,
@@ -242,6 +366,13 @@ pub fn list(
     if from_end {
         rows.rows.reverse();
     }
+    let more = if after.is_some() {
+        let more = rows.rows.len() as i64 > query.limit;
+        rows.rows.truncate(query.limit as usize);
+        more
+    } else {
+        query.offset + query.limit < total
+    };
     let rows = rows
         .iter()
         .map(|r| {
@@ -271,11 +402,16 @@ pub fn list(
             })
         })
         .collect::<Result<Vec<_>, crate::ports::StorageError>>()?;
+    let next = rows
+        .last()
+        .filter(|_| more)
+        .map(|last| cursor_after(last, query));
     Ok(Page {
         total,
         offset: query.offset,
         limit: query.limit,
         rows,
+        next,
     })
 }
 
@@ -366,10 +502,47 @@ mod tests {
                 sort: Sort::DateAssigned,
                 descending: true,
                 offset: 25,
-                limit: 50
+                limit: 50,
+                after: None
             }
         );
         assert_eq!(Query::parse("").unwrap().limit, 25);
+    }
+
+    #[test]
+    fn a_cursor_for_another_sort_is_refused() {
+        let row = Row {
+            client_id: 7,
+            name: "Doe, Jane".into(),
+            first_name: "Jane".into(),
+            last_name: "Doe".into(),
+            dob: "2013-02-19".into(),
+            age: 13,
+            role: None,
+            role_label: None,
+            date_assigned: None,
+            portal_status: "none",
+        };
+        let by_name = Query::parse("sort=name").unwrap();
+        let cursor = cursor_after(&row, &by_name);
+        assert_eq!(
+            cursor_key(&cursor, &by_name).unwrap(),
+            vec![
+                Value::Text("Doe".into()),
+                Value::Text("Jane".into()),
+                Value::Integer(7)
+            ]
+        );
+        for other in ["sort=dob", "sort=name&dir=desc"] {
+            assert_eq!(
+                cursor_key(&cursor, &Query::parse(other).unwrap())
+                    .unwrap_err()
+                    .field
+                    .as_deref(),
+                Some("after")
+            );
+        }
+        assert!(cursor_key("not-a-cursor", &by_name).is_err());
     }
 
     #[test]
@@ -442,6 +615,23 @@ mod tests {
                 }
                 assert_eq!(paged, whole, "sort={sort} dir={dir}");
                 assert!(ids(24, 5).is_empty());
+
+                // Following `next` cursors gives the same rows, and ends without a cursor.
+                let mut walked = Vec::new();
+                let mut after = String::new();
+                loop {
+                    let q = Query::parse(&format!(
+                        "scope=all&sort={sort}&dir={dir}&limit=5&after={after}"
+                    ))
+                    .unwrap();
+                    let page = list(&ctx, admin, Role::Admin, &q, today).unwrap();
+                    walked.extend(page.rows.iter().map(|r| r.client_id));
+                    match page.next {
+                        Some(next) => after = next,
+                        None => break,
+                    }
+                }
+                assert_eq!(walked, whole, "cursor walk, sort={sort} dir={dir}");
             }
         }
     }

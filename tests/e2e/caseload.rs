@@ -638,3 +638,39 @@ fn a_clinic_time_zone_is_accepted_and_a_wrong_one_is_named() {
     );
     assert!(wrong.wait_for_output("clinic_timezone"));
 }
+
+#[test]
+fn next_cursors_page_through_show_all_clients() {
+    let app = demo();
+    let admin = Staff::sign_in(&app, ADMIN);
+    let mut seen = Vec::new();
+    let mut path = "/api/caseload?scope=all&limit=3".to_string();
+    loop {
+        let page = admin.get(&path).json();
+        assert_eq!(page["total"], 7);
+        seen.extend(
+            page["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => {
+                path = format!(
+                    "/api/caseload?scope=all&limit=3&offset={}&after={next}",
+                    seen.len()
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.first().map(String::as_str), Some("Able, Janet"));
+    assert_eq!(seen.last().map(String::as_str), Some("Smith, Mindy"));
+    let bad = admin.get("/api/caseload?scope=all&after=garbage");
+    assert_eq!(
+        (bad.status, bad.json()["error"]["field"].as_str()),
+        (422, Some("after"))
+    );
+}

@@ -451,6 +451,24 @@ fn scale_section() -> Result<()> {
             &format!("/api/caseload?scope=all&offset={}", all_total / 2),
             &admin,
         )?;
+        let before_mid = app.call(
+            "GET",
+            &format!("/api/caseload?scope=all&offset={}", all_total / 2 - 25),
+            None,
+            &[("cookie", &admin)],
+        );
+        let cursor = before_mid.json()["next"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (all_mid_cursor, _) = median_ms(
+            &app,
+            &format!(
+                "/api/caseload?scope=all&offset={}&after={cursor}",
+                all_total / 2
+            ),
+            &admin,
+        )?;
         let (all_last, _) = median_ms(
             &app,
             &format!("/api/caseload?scope=all&offset={}", all_total - 25),
