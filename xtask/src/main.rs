@@ -414,9 +414,9 @@ fn scale_section() -> Result<()> {
         "Median of 15 calls through `caseport up` (HTTP, component, SQLite); 1,000 extra staff; Casey has every thousandth client, an administrator sees all.\n"
     );
     println!(
-        "| clients | mine: first page | mine: search | mine: last page | all: first page | all: search \"Smith1\" | all: page at 50% | all: last page |"
+        "| clients | mine: first page | mine: search | mine: last page | all: first page | all: search \"Smith1\" | all: page at 50% | all: page at 50%, by cursor | all: last page |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut plans_db = None;
     for n in [1_000usize, 10_000, 100_000] {
         let state = tempfile::tempdir()?;
@@ -475,7 +475,7 @@ fn scale_section() -> Result<()> {
             &admin,
         )?;
         println!(
-            "| {n} | {mine_first:.2} | {mine_search:.2} | {mine_last:.2} | {all_first:.2} | {all_search:.2} | {all_mid:.2} | {all_last:.2} |"
+            "| {n} | {mine_first:.2} | {mine_search:.2} | {mine_last:.2} | {all_first:.2} | {all_search:.2} | {all_mid:.2} | {all_mid_cursor:.2} | {all_last:.2} |"
         );
         if n == 100_000 {
             plans_db = Some((state, db));
