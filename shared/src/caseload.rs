@@ -344,11 +344,15 @@ pub fn list(
         } else {
             ">"
         };
+        // The row-value comparison alone is a filter over a scan (SQLite does not seek on it
+        // when columns carry a collation); the leading-column bound makes it an index seek.
         seek = format!(
-            " AND ({}) {op} ({})",
+            " AND {} {op}= ? AND ({}) {op} ({})",
+            columns[0],
             columns.join(", "),
             vec!["?"; columns.len()].join(", ")
         );
+        page_params.push(key[0].clone());
         page_params.extend(key.iter().cloned());
     }
     page_params.push(limit.into());

@@ -503,11 +503,28 @@ fn scale_section() -> Result<()> {
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date();
         use caseport_shared::domain::{Account, AccountKind, Role};
+        let admin = Account {
+            kind: AccountKind::Staff,
+            id: 3,
+        };
+        let middle = caseport_shared::caseload::Query::parse("scope=all&offset=50000")
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let cursor = caseport_shared::caseload::list(&ctx, admin, Role::Admin, &middle, today)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?
+            .next
+            .unwrap_or_default();
+        let by_cursor = format!("scope=all&after={cursor}");
         for (label, who, role, query) in [
             ("mine, first page", 1, Role::CaseManager, ""),
             ("all, first page", 3, Role::Admin, "scope=all"),
             ("all, search", 3, Role::Admin, "scope=all&q=Smith1"),
             ("all, sorted by age", 3, Role::Admin, "scope=all&sort=age"),
+            (
+                "all, the page after row 50,025, by cursor",
+                3,
+                Role::Admin,
+                by_cursor.as_str(),
+            ),
         ] {
             recording.seen.borrow_mut().clear();
             let q = caseport_shared::caseload::Query::parse(query)
