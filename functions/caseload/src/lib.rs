@@ -5,7 +5,7 @@
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use caseport_edge::{Env, client_id, error, incoming, json, session_token};
+use caseport_edge::{Env, client_id, incoming, json, session_token};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::{auth, caseload, staff};
 use serde_json::json;
@@ -14,10 +14,7 @@ use spin_sdk::http_component;
 
 #[http_component]
 fn handle(req: Request) -> Response {
-    match answer(&req) {
-        Ok(r) => r,
-        Err(e) => error(&e),
-    }
+    caseport_edge::respond(answer(&req))
 }
 
 fn answer(req: &Request) -> Result<Response, ApiError> {

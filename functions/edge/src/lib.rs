@@ -229,6 +229,11 @@ pub fn json_with<T: Serialize>(status: u16, value: &T, headers: &[(&str, String)
     }
 }
 
+/// A handler's answer, or its error in the JSON error shape.
+pub fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| error(&e))
+}
+
 /// The JSON error shape, with its status (and `Retry-After` when the error has one).
 pub fn error(e: &ApiError) -> Response {
     let mut b = builder(e.status);
