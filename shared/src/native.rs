@@ -99,9 +99,7 @@ impl NativeKv {
         Ok(self
             .db
             .execute("SELECT key FROM spin_key_value ORDER BY key", &[])?
-            .iter()
-            .filter_map(|r| r.text(0).map(str::to_string))
-            .collect())
+            .texts(0))
     }
 }
 

@@ -56,6 +56,13 @@ impl Rows {
         self.rows.first().map(|r| Row(r))
     }
 
+    /// The text values of column `i`, row by row (NULLs and non-text skipped).
+    pub fn texts(&self, i: usize) -> Vec<String> {
+        self.iter()
+            .filter_map(|r| r.text(i).map(str::to_string))
+            .collect()
+    }
+
     /// Every row.
     pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
         self.rows.iter().map(|r| Row(r))

@@ -590,9 +590,7 @@ fn every_view_and_change_is_audited() {
             &[],
         )
         .unwrap()
-        .iter()
-        .filter_map(|r| r.text(0).map(str::to_string))
-        .collect();
+        .texts(0);
     for expected in [
         "client_viewed by staff:1",
         "client_updated by staff:1",

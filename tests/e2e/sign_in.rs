@@ -449,9 +449,7 @@ fn the_audit_trail_records_each_step_without_passwords_and_detects_tampering() {
     let actions: Vec<String> = db
         .execute("SELECT action FROM audit_log ORDER BY seq", &[])
         .unwrap()
-        .iter()
-        .filter_map(|r| r.text(0).map(str::to_string))
-        .collect();
+        .texts(0);
     for expected in [
         "demo_data_loaded",
         "sign_in_failed",
@@ -471,9 +469,8 @@ fn the_audit_trail_records_each_step_without_passwords_and_detects_tampering() {
             &[],
         )
         .unwrap()
-        .iter()
-        .filter_map(|r| r.text(0).map(str::to_string))
-        .collect();
+        .texts(0)
+        .concat();
     for secret in [
         CASEY.1,
         ROBIN.1,

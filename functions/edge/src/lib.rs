@@ -162,11 +162,6 @@ pub fn client_id(req: &Request) -> Result<i64, ApiError> {
         .ok_or_else(ApiError::not_found)
 }
 
-/// The request's query string.
-pub fn query(req: &Request) -> &str {
-    req.query()
-}
-
 /// The client's address (without port), for per-address limits.
 pub fn client_addr(req: &Request) -> String {
     let addr = header(req, "spin-client-addr").unwrap_or("unknown");
