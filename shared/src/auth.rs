@@ -341,7 +341,14 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
         }
     }
 
-    let cred = find_by_username(ctx.db, realm, &username)?;
+    let mut cred = find_by_username(ctx.db, realm, &username)?;
+    if realm == Realm::Portal
+        && let Some(account) = crate::reset::claim_parked(ctx, &username, &password)?
+    {
+        // An emailed password whose reset was interrupted: it works, and is now the
+        // credential (checked again below like any other).
+        cred = find_by_account(ctx.db, account)?;
+    }
     let right = match &cred {
         None => {
             passwords::verify_nobody(&password)?;
@@ -566,21 +573,26 @@ pub fn logout(ctx: &Ctx<'_>, session: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A reset link to send: the client it is for and the token to put in the link.
+/// A reset link to send: the account it is for, its username, and the token for the link.
 pub struct ResetLink {
     pub account: Account,
+    pub username: String,
     pub email: Email,
     pub token: Token,
     pub expires_at: i64,
 }
 
-/// `POST /api/auth/forgot`: the same answer whether or not the address is known; when it
-/// is a portal username, a reset token is issued (older ones stop working).
+/// The most portal accounts one address gets links for (siblings sharing a parent's address).
+const FORGOT_MAX_ACCOUNTS: i64 = 5;
+
+/// `POST /api/auth/forgot`: the same answer whether or not the address is known. Each portal
+/// account whose username or client email is this address gets a reset link (older links of
+/// the account stop working); the current password keeps working until a link is used.
 pub fn forgot(
     ctx: &Ctx<'_>,
     req: &ForgotRequest,
     client_addr: &str,
-) -> Result<Option<ResetLink>, ApiError> {
+) -> Result<Vec<ResetLink>, ApiError> {
     let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
     let now = ctx.now();
     for (key, limit) in [
@@ -597,31 +609,50 @@ pub fn forgot(
             return Err(too_many_attempts(retry_after));
         }
     }
-    let Some(cred) = find_by_username(ctx.db, Realm::Portal, email.as_ref())? else {
-        return Ok(None);
-    };
-    let account = cred.account;
+    let rows = ctx.db.execute(
+        "SELECT c.owner_id, c.username FROM credentials c JOIN clients cl ON cl.id = c.owner_id
+         WHERE c.owner_kind = 'client' AND (c.username = ?1 OR cl.email = ?1 COLLATE NOCASE)
+         ORDER BY c.owner_id LIMIT ?2",
+        &[email.as_ref().into(), FORGOT_MAX_ACCOUNTS.into()],
+    )?;
+    let accounts: Vec<(Account, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                Account {
+                    kind: AccountKind::Client,
+                    id: r.int(0)?,
+                },
+                r.text(1)?.to_string(),
+            ))
+        })
+        .collect();
     let expires_at = now + RESET_TOKEN_SECONDS;
-    let token = transaction(ctx.db, || {
-        ctx.db.execute(
-            "DELETE FROM one_time_tokens WHERE owner_kind = ? AND owner_id = ? AND purpose = 'reset'",
-            &[account.kind.as_str().into(), account.id.into()],
-        )?;
-        let label = account.label();
-        ctx.audit(
-            "anonymous",
-            "password_reset_requested",
-            Some(&label),
-            json!({}),
-        )?;
-        tokens::issue_one_time(ctx.db, Purpose::Reset, account, expires_at)
-    })?;
-    Ok(Some(ResetLink {
-        account,
-        email,
-        token,
-        expires_at,
-    }))
+    let mut links = Vec::with_capacity(accounts.len());
+    for (account, username) in accounts {
+        let token = transaction(ctx.db, || {
+            ctx.db.execute(
+                "DELETE FROM one_time_tokens WHERE owner_kind = ? AND owner_id = ? AND purpose = 'reset'",
+                &[account.kind.as_str().into(), account.id.into()],
+            )?;
+            let label = account.label();
+            ctx.audit(
+                "anonymous",
+                "password_reset_requested",
+                Some(&label),
+                json!({}),
+            )?;
+            tokens::issue_one_time(ctx.db, Purpose::Reset, account, expires_at)
+        })?;
+        links.push(ResetLink {
+            account,
+            username,
+            email: email.clone(),
+            token,
+            expires_at,
+        });
+    }
+    Ok(links)
 }
 
 /// `POST /api/auth/reset`: sets a new password with a reset token, once.

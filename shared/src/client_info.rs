@@ -38,6 +38,9 @@ pub struct Portal {
     pub temp_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sign_in_at: Option<String>,
+    /// The last reset: when, by whom, how, and where its email got to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reset: Option<crate::reset::LastReset>,
 }
 
 /// `GET /api/clients/:id`.
@@ -82,17 +85,19 @@ fn portal(ctx: &Ctx<'_>, id: i64) -> Result<Portal, StorageError> {
         "SELECT username, must_change, temp_expires_at, last_sign_in_at FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
         &[id.into()],
     )?;
+    let now = ctx.clock.now().as_second();
+    let last_reset = crate::reset::last_reset(ctx.db, ctx.settings, id, now)?;
     let Some(r) = rows.first() else {
         return Ok(Portal {
             status: "none",
             username: None,
             temp_expires_at: None,
             last_sign_in_at: None,
+            last_reset,
         });
     };
     let username = r.string(0)?;
     let key = throttle::key("account", &format!("client:{}", username.to_lowercase()));
-    let now = ctx.clock.now().as_second();
     let locked = ctx
         .db
         .execute(
@@ -113,6 +118,7 @@ fn portal(ctx: &Ctx<'_>, id: i64) -> Result<Portal, StorageError> {
         username: Some(username),
         temp_expires_at: r.text(2).map(str::to_string),
         last_sign_in_at: r.text(3).map(str::to_string),
+        last_reset,
     })
 }
 

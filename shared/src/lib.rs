@@ -12,12 +12,14 @@ pub mod client_info;
 pub mod clients;
 pub mod demo;
 pub mod domain;
+pub mod mail;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod passwords;
 pub mod policy;
 pub mod ports;
 pub mod request;
+pub mod reset;
 pub mod schema;
 pub mod security_headers;
 pub mod settings;

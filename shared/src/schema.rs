@@ -99,6 +99,51 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TRIGGER clients_counted_delete AFTER DELETE ON clients
         BEGIN UPDATE counters SET value = value - 1 WHERE name = 'clients'; END",
     ],
+    &[
+        // Every email Caseport hands to a provider: to whom, why, the provider's message id,
+        // and where it got to. Never its content, so never a password. `public_id` travels
+        // with the email as metadata so the provider's webhooks find the row.
+        "CREATE TABLE mail_deliveries (
+        id INTEGER PRIMARY KEY,
+        public_id TEXT NOT NULL UNIQUE,
+        client_id INTEGER REFERENCES clients (id),
+        purpose TEXT NOT NULL CHECK (purpose IN ('temporary_password', 'reset_link')),
+        provider TEXT NOT NULL,
+        to_address TEXT NOT NULL,
+        provider_message_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('sending', 'accepted', 'delivered', 'bounced', 'failed')),
+        detail TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        events TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+        "CREATE INDEX mail_deliveries_by_message ON mail_deliveries (provider, provider_message_id)",
+        // Each reset of a client's portal password, keyed by the caller's idempotency key.
+        // An emailed reset is `pending` while its email is on the way: the new password's
+        // hash waits in `pending_phc` and becomes the credential only once the provider has
+        // the email (or the client signs in with it). `answer` is what a repeat of the same
+        // key gets back; it never holds a password.
+        "CREATE TABLE portal_resets (
+        id INTEGER PRIMARY KEY,
+        client_id INTEGER NOT NULL REFERENCES clients (id),
+        idempotency_key TEXT NOT NULL,
+        requested_by INTEGER NOT NULL REFERENCES staff (id),
+        delivery TEXT NOT NULL CHECK (delivery IN ('email', 'display', 'admin_set')),
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'shown', 'set', 'failed', 'superseded')),
+        username TEXT NOT NULL COLLATE NOCASE,
+        pending_phc TEXT,
+        temp_expires_at TEXT,
+        mail_delivery_id INTEGER REFERENCES mail_deliveries (id),
+        answer_status INTEGER,
+        answer TEXT,
+        created_at TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        UNIQUE (client_id, idempotency_key)
+    )",
+        "CREATE INDEX portal_resets_by_client ON portal_resets (client_id, id)",
+        "CREATE INDEX portal_resets_pending ON portal_resets (username) WHERE status = 'pending'",
+    ],
 ];
 
 /// The schema version this code expects.

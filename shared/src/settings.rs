@@ -20,6 +20,9 @@ pub struct Settings {
     pub setup_token: Option<Password>,
     /// `clinic_timezone` (IANA name, default UTC): "today" for ages and assignment dates.
     pub clinic_timezone: jiff::tz::TimeZone,
+    /// `mail_timeout_seconds` (default 10): how long one attempt to hand an email to the
+    /// provider may wait for its answer.
+    pub mail_timeout_seconds: i64,
 }
 
 impl Default for Settings {
@@ -32,6 +35,7 @@ impl Default for Settings {
             demo_data: false,
             setup_token: None,
             clinic_timezone: jiff::tz::TimeZone::UTC,
+            mail_timeout_seconds: 10,
         }
     }
 }
@@ -88,6 +92,13 @@ impl Settings {
                 1,
                 24 * 30,
             )?,
+            mail_timeout_seconds: number(
+                "mail_timeout_seconds",
+                get("mail_timeout_seconds"),
+                d.mail_timeout_seconds,
+                1,
+                60,
+            )?,
             demo_data: get("demo_data").is_some_and(|v| v.trim() == "true"),
             setup_token: get("setup_token")
                 .filter(|t| !t.trim().is_empty())
@@ -100,6 +111,12 @@ impl Settings {
                 })?,
             },
         })
+    }
+
+    /// How long an emailed reset may wait for the provider before it counts as interrupted:
+    /// every attempt timing out, the pauses between them, and a margin.
+    pub fn mail_stale_seconds(&self) -> i64 {
+        self.mail_timeout_seconds * i64::from(crate::mail::MAX_ATTEMPTS) + 15
     }
 
     /// Session lifetimes in seconds.

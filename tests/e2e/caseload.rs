@@ -6,32 +6,8 @@ use std::thread;
 
 use caseport_shared::ports::Db;
 use caseport_tests::demo::{ADMIN, CASEY, ROBIN};
-use caseport_tests::{Reply, Server, Up};
+use caseport_tests::{Reply, Server, Staff, Up};
 use serde_json::{Value, json};
-
-struct Staff<'a> {
-    app: &'a Server,
-    cookie: String,
-}
-
-impl<'a> Staff<'a> {
-    fn sign_in(app: &'a Server, who: (&str, &str)) -> Self {
-        Self {
-            app,
-            cookie: app.sign_in("staff", who.0, who.1),
-        }
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        self.app
-            .call("GET", path, None, &[("cookie", &self.cookie)])
-    }
-
-    fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
-        self.app
-            .call(method, path, Some(body), &[("cookie", &self.cookie)])
-    }
-}
 
 fn demo() -> Server {
     let app = Up::caseport()

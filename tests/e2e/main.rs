@@ -8,6 +8,7 @@
 mod architecture;
 mod caseload;
 mod caseport_app;
+mod reset;
 mod runtime;
 mod sign_in;
 mod startup_errors;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod fake_mail;
+
 /// Every wasm package: the application's components and the test probe.
 pub const WASM_PACKAGES: &[&str] = &[
     "caseport-login",
@@ -550,4 +552,32 @@ pub mod demo {
     pub const CASEY: (&str, &str) = ("casey.manager@example.org", "caseport-demo-manager");
     pub const ROBIN: (&str, &str) = ("robin.support@example.org", "caseport-demo-support");
     pub const ADMIN: (&str, &str) = ("admin@example.org", "caseport-demo-admin");
+}
+
+/// A signed-in staff member's requests.
+pub struct Staff<'a> {
+    pub app: &'a Server,
+    pub cookie: String,
+}
+
+impl<'a> Staff<'a> {
+    /// Signs `who` (username, password) in to the staff console.
+    pub fn sign_in(app: &'a Server, who: (&str, &str)) -> Self {
+        Self {
+            app,
+            cookie: app.sign_in("staff", who.0, who.1),
+        }
+    }
+
+    /// GET `path` with the session.
+    pub fn get(&self, path: &str) -> Reply {
+        self.app
+            .call("GET", path, None, &[("cookie", &self.cookie)])
+    }
+
+    /// Sends JSON with the session.
+    pub fn send(&self, method: &str, path: &str, body: &serde_json::Value) -> Reply {
+        self.app
+            .call(method, path, Some(body), &[("cookie", &self.cookie)])
+    }
 }

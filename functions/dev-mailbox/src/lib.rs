@@ -58,10 +58,12 @@ fn handle(req: Request) -> Response {
     if !enabled() {
         return caseport_edge::error(&ApiError::not_found());
     }
-    let info = req
-        .header("spin-path-info")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
+    // The path under /dev/mailbox. Routed requests and service-chained ones (whose
+    // spin-path-info is the whole path, as in Spin) both carry it in the URL.
+    let path = req.path();
+    let info = path
+        .strip_prefix("/dev/mailbox")
+        .unwrap_or(path)
         .to_string();
     match (req.method(), info.as_str()) {
         (Method::Get, "" | "/") => caseport_edge::builder(200)

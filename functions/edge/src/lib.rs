@@ -1,7 +1,10 @@
 //! The one place that joins Caseport's rules to Spin: the storage ports on spin-sdk's SQLite
 //! and key-value, the request checks, cookies, and responses with the security headers.
 
+pub mod outbound;
+
 use caseport_shared::api_error::ApiError;
+use caseport_shared::mail::MailSettings;
 use caseport_shared::ports::{Db, Kv, Rows, StorageError, SystemClock, Value};
 use caseport_shared::request::Incoming;
 use caseport_shared::security_headers::SECURITY_HEADERS;
@@ -109,6 +112,22 @@ impl Env {
             kv,
             settings,
             clock: SystemClock,
+        })
+    }
+
+    /// The mail variables (only the components that send mail are granted them).
+    pub fn mail(&self) -> Result<MailSettings, ApiError> {
+        MailSettings::from_variables(
+            |name| variables::get(name).ok(),
+            std::time::Duration::from_secs(self.settings.mail_timeout_seconds.unsigned_abs()),
+        )
+        .map_err(|why| {
+            eprintln!("configuration: {why}");
+            ApiError::new(
+                500,
+                "misconfigured",
+                "Caseport's mail is not configured correctly; the operator's log names the setting.",
+            )
         })
     }
 
@@ -238,13 +257,4 @@ pub fn error(e: &ApiError) -> Response {
         b.header("retry-after", seconds.to_string());
     }
     b.body(e.to_json()).build()
-}
-
-/// The answer of an API route whose component has not been built out yet.
-pub fn not_implemented(what: &str) -> Response {
-    error(&ApiError::new(
-        501,
-        "not_implemented",
-        format!("{what} is not available in this version of Caseport."),
-    ))
 }

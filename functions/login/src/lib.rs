@@ -5,9 +5,11 @@
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
+use caseport_edge::outbound::WasiTransport;
 use caseport_edge::{Env, client_addr, incoming, json, json_with, session_token};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::auth::{self, SignIn};
+use caseport_shared::reset;
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -86,9 +88,15 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         "/api/auth/me" => json(200, &json!({ "user": auth::me(&ctx, session.as_deref())? })),
         "/api/auth/forgot" => {
             let body: auth::ForgotRequest = incoming.json()?;
-            // The link is emailed by the mail path of the reset-and-send release; until then
-            // the token is issued and expires unused.
-            let _link = auth::forgot(&ctx, &body, &client_addr(req))?;
+            let links = auth::forgot(&ctx, &body, &client_addr(req))?;
+            if !links.is_empty() {
+                let mail = env.mail()?;
+                for link in &links {
+                    // A failed send is recorded on the delivery; the answer stays the same,
+                    // so it says nothing about whether the address has an account.
+                    reset::send_reset_link(&ctx, &mail, &WasiTransport, link)?;
+                }
+            }
             json(
                 202,
                 &json!({

@@ -1,12 +1,110 @@
-//! The `reset-and-send` component: the HTTP adapter for Reset and Send New.
+//! The `reset-and-send` component: Reset and Send New (emailed or shown once), the
+//! administrator's set password, and the mail providers' delivery webhooks. Routes, parses
+//! and responds; the rules are in `caseport_shared::reset` and `caseport_shared::mail`.
 
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use spin_sdk::http::{Request, Response};
+use caseport_edge::outbound::WasiTransport;
+use caseport_edge::{Env, client_id, incoming, json, session_token};
+use caseport_shared::api_error::ApiError;
+use caseport_shared::mail::{self, Provider};
+use caseport_shared::ports::Clock;
+use caseport_shared::{auth, reset};
+use serde_json::json;
+use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(_req: Request) -> Response {
-    caseport_edge::not_implemented("Reset and Send New")
+fn handle(req: Request) -> Response {
+    caseport_edge::respond(answer(&req))
+}
+
+fn answer(req: &Request) -> Result<Response, ApiError> {
+    let path = req.path().trim_end_matches('/');
+    if let Some(provider) = path.strip_prefix("/api/mail/events/") {
+        return webhook(req, provider);
+    }
+    let reset_route = path.ends_with("/portal-password/reset");
+    let set_route = path.ends_with("/portal-password");
+    match (reset_route, set_route, req.method()) {
+        (true, _, Method::Post) | (false, true, Method::Put) => {}
+        (true, _, _) => return Err(ApiError::method_not_allowed("POST")),
+        (false, true, _) => return Err(ApiError::method_not_allowed("PUT")),
+        _ => return Err(ApiError::not_found()),
+    }
+    let id = client_id(req)?;
+    let incoming = incoming(req);
+    incoming.check_origin()?;
+    let env = Env::open()?;
+    let ctx = env.ctx();
+    let (me, role) = auth::require_staff(&ctx, session_token(req).as_deref())?;
+    if set_route {
+        let body: reset::SetRequest = incoming.json()?;
+        return Ok(json(200, &reset::set_password(&ctx, me, role, id, &body)?));
+    }
+    let body: reset::ResetRequest = incoming.json()?;
+    let mail = env.mail()?;
+    Ok(
+        match reset::reset(&ctx, &mail, &WasiTransport, me, role, id, &body)? {
+            reset::Outcome::Json { status, body } => json(status, &body),
+            reset::Outcome::Shown {
+                username,
+                temporary_password,
+                expires_at,
+            } => json(
+                200,
+                &json!({
+                    "status": "shown",
+                    "username": username,
+                    "temporary_password": temporary_password.expose(),
+                    "expires_at": expires_at,
+                }),
+            ),
+        },
+    )
+}
+
+/// `POST /api/mail/events/:provider`: the configured provider's delivery events, when they
+/// carry the webhook secret. Any other provider is not found.
+fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
+    if !matches!(req.method(), Method::Post) {
+        return Err(ApiError::method_not_allowed("POST"));
+    }
+    let env = Env::open()?;
+    let mail = env.mail()?;
+    if Provider::parse(provider) != Some(mail.provider) || mail.provider == Provider::DevMailbox {
+        return Err(ApiError::not_found());
+    }
+    let header = |name: &str| {
+        req.header(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let now = env.clock.now().as_second();
+    if !mail::webhook_authentic(&mail, &header, req.body(), now) {
+        eprintln!("mail webhook: refused a {provider} call without valid credentials");
+        return Err(ApiError::new(
+            401,
+            "invalid_signature",
+            "The webhook's credentials or signature are not valid.",
+        ));
+    }
+    let events = mail::parse_webhook(mail.provider, req.body()).map_err(|why| {
+        ApiError::new(
+            400,
+            "bad_webhook",
+            format!("This is not a {provider} delivery event: {why}."),
+        )
+    })?;
+    let applied = reset::apply_events(&env.ctx(), mail.provider, &events)?;
+    if applied.unknown > 0 {
+        eprintln!(
+            "mail webhook: {} {provider} event(s) for deliveries Caseport does not know",
+            applied.unknown
+        );
+    }
+    Ok(caseport_edge::builder(204)
+        .header("cache-control", "no-store")
+        .build())
 }
