@@ -105,6 +105,16 @@ pub struct EmailCheck {
     pub reason: Option<String>,
 }
 
+/// The top-level domains that exist (ICANN's, from the Public Suffix List).
+const TOP_LEVEL_DOMAINS: &str = include_str!("../data/tlds.txt");
+
+/// Whether `tld` (lowercase, ASCII or `xn--`) is a top-level domain.
+fn is_top_level_domain(tld: &str) -> bool {
+    TOP_LEVEL_DOMAINS
+        .lines()
+        .any(|line| line == tld && !line.starts_with('#'))
+}
+
 /// Mail domains common among clients; a near miss of one is probably a typo.
 const COMMON_DOMAINS: &[&str] = &[
     "gmail.com",
@@ -162,9 +172,8 @@ pub fn check_email(raw: Option<&str>) -> EmailCheck {
     };
     let (local, domain) = email.as_ref().rsplit_once('@').unwrap_or_default();
     let suggestion = closest_common_domain(domain).map(|d| format!("{local}@{d}"));
-    let tld_known = psl::suffix(domain.as_bytes()).is_some_and(|s| s.is_known());
-    if !tld_known {
-        let tld = domain.rsplit('.').next().unwrap_or(domain);
+    let tld = domain.rsplit('.').next().unwrap_or(domain);
+    if !is_top_level_domain(tld) {
         let mut reason =
             format!("The domain {domain} cannot receive mail: .{tld} is not a top-level domain.");
         if let Some(s) = &suggestion {

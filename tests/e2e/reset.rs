@@ -595,6 +595,7 @@ fn a_shown_password_is_in_its_one_answer_and_nowhere_else() {
         "amber window distant hills",
         "quiet harbour tidal lantern",
         TOKEN,
+        WEBHOOK_SECRET,
     ]
     .iter()
     .map(|s| s.to_string())

@@ -16,7 +16,8 @@ fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("bench") => bench(),
         Some("bench-scale") => scale_section(),
-        _ => bail!("usage: cargo xtask bench | bench-scale"),
+        Some("bench-reset") => reset_section(),
+        _ => bail!("usage: cargo xtask bench | bench-scale | bench-reset"),
     }
 }
 
@@ -117,6 +118,7 @@ fn bench() -> Result<()> {
     }
     drop(app);
     sign_in_section()?;
+    reset_section()?;
     argon2_section()?;
     scale_section()?;
     Ok(())
@@ -551,6 +553,103 @@ fn scale_section() -> Result<()> {
             }
             println!("```");
         }
+    }
+    Ok(())
+}
+
+/// One timed call; answers its duration after checking the status.
+fn timed(
+    what: &str,
+    expect: u16,
+    call: impl FnOnce() -> caseport_tests::Reply,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let r = call();
+    let took = started.elapsed();
+    if r.status != expect {
+        bail!("{what}: {} {}", r.status, r.body);
+    }
+    Ok(took)
+}
+
+fn reset_section() -> Result<()> {
+    use caseport_tests::Staff;
+    use caseport_tests::demo::{ADMIN, CASEY};
+    use caseport_tests::fake_mail::{FakeMail, Kind};
+    const CALLS: usize = 30;
+    println!("\n## Reset and Send New through the `reset-and-send` component\n");
+    println!(
+        "{CALLS} sequential calls each, each to a different client (a client just sent a password is not sent another for two minutes); CPU is the server process's user + system time per call, including the dev-mailbox component when it is the provider.\n"
+    );
+    println!("| case | p50 (ms) | p99 (ms) | CPU per call (ms) |\n|---|---:|---:|---:|");
+    let fake = FakeMail::start(Kind::Postmark, "bench-token")?;
+    let local = Up::caseport().variable("demo_data", "true").start()?;
+    let hosted = Up::caseport()
+        .variable("demo_data", "true")
+        .variable("mail_provider", "postmark")
+        .variable("mail_api_url", &fake.url())
+        .variable("mail_api_token", "bench-token")
+        .start()?;
+    for (label, app, delivery) in [
+        (
+            "Client Information view (baseline: session, SQLite, audit)",
+            &local,
+            "view",
+        ),
+        ("reset, shown once (display)", &local, "display"),
+        (
+            "reset and send, local mailbox (service chaining)",
+            &local,
+            "email",
+        ),
+        (
+            "reset and send, Postmark format over TCP to 127.0.0.1",
+            &hosted,
+            "email",
+        ),
+    ] {
+        let _ = app.get("/api/auth/me");
+        let casey = Staff::sign_in(app, CASEY);
+        let admin = Staff::sign_in(app, ADMIN);
+        let mut ids = Vec::with_capacity(CALLS);
+        for i in 0..CALLS {
+            let r = casey.send(
+                "POST",
+                "/api/clients",
+                &serde_json::json!({ "first_name": format!("Bench{i}"), "last_name": delivery, "dob": "2010-01-01", "email": format!("bench{i}.{delivery}@example.com") }),
+            );
+            ids.push(r.json()["client"]["id"].as_i64().context("client id")?);
+        }
+        let mut times = Vec::with_capacity(CALLS);
+        let cpu_before = cpu_seconds(app.pid())?;
+        for (i, id) in ids.iter().enumerate() {
+            let key = format!("bench-{delivery}-{i:04}");
+            times.push(match delivery {
+                "view" => timed(label, 200, || casey.get(&format!("/api/clients/{id}")))?,
+                "display" => timed(label, 200, || {
+                    admin.send(
+                        "POST",
+                        &format!("/api/clients/{id}/portal-password/reset"),
+                        &serde_json::json!({ "delivery": "display", "idempotency_key": key }),
+                    )
+                })?,
+                _ => timed(label, 200, || {
+                    casey.send(
+                        "POST",
+                        &format!("/api/clients/{id}/portal-password/reset"),
+                        &serde_json::json!({ "delivery": "email", "idempotency_key": key }),
+                    )
+                })?,
+            });
+        }
+        let cpu = (cpu_seconds(app.pid())? - cpu_before) / CALLS as f64;
+        times.sort();
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.1} |",
+            ms(times[CALLS / 2]),
+            ms(times[CALLS * 99 / 100]),
+            cpu * 1000.0
+        );
     }
     Ok(())
 }
