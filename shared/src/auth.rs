@@ -553,6 +553,34 @@ pub fn me(ctx: &Ctx<'_>, session: Option<&str>) -> Result<UserView, ApiError> {
     user_view(ctx.db, account)?.ok_or_else(not_signed_in)
 }
 
+/// A portal client's own details, for the portal's home page.
+pub fn profile(
+    ctx: &Ctx<'_>,
+    session: Option<&str>,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let account = require_session(ctx, session)?;
+    if account.kind != AccountKind::Client {
+        return Ok(None);
+    }
+    let rows = ctx.db.execute(
+        "SELECT cl.first_name, cl.middle_name, cl.last_name, cl.dob, cl.email, cl.phone, c.username
+         FROM clients cl JOIN credentials c ON c.owner_kind = 'client' AND c.owner_id = cl.id
+         WHERE cl.id = ?",
+        &[account.id.into()],
+    )?;
+    Ok(rows.first().map(|r| {
+        json!({
+            "first_name": r.text(0),
+            "middle_name": r.text(1),
+            "last_name": r.text(2),
+            "dob": r.text(3),
+            "email": r.text(4),
+            "phone": r.text(5),
+            "username": r.text(6),
+        })
+    }))
+}
+
 /// `POST /api/auth/logout`: ends this session (if it was one).
 pub fn logout(ctx: &Ctx<'_>, session: Option<&str>) -> Result<(), ApiError> {
     let Some(token) = session else { return Ok(()) };

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod architecture;
+mod browser;
 mod caseload;
 mod caseport_app;
 mod reset;

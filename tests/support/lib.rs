@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod fake_mail;
+pub mod webdriver;
 
 /// Every wasm package: the application's components and the test probe.
 pub const WASM_PACKAGES: &[&str] = &[

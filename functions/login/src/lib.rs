@@ -31,8 +31,10 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         "/api/setup",
     ];
     match path {
-        "/api/auth/me" if matches!(req.method(), Method::Get) => {}
-        "/api/auth/me" => return Err(ApiError::method_not_allowed("GET")),
+        "/api/auth/me" | "/api/auth/password-rules" if matches!(req.method(), Method::Get) => {}
+        "/api/auth/me" | "/api/auth/password-rules" => {
+            return Err(ApiError::method_not_allowed("GET"));
+        }
         p if known.contains(&p) && !is_post => return Err(ApiError::method_not_allowed("POST")),
         p if known.contains(&p) => {}
         _ => return Err(ApiError::not_found()),
@@ -69,6 +71,7 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
                         "status": "password_change_required",
                         "change_token": change_token.expose(),
                         "expires_at": expires_at,
+                        "min_length": env.settings.password_min_length,
                     }),
                 ),
             }
@@ -85,7 +88,17 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
                 .header("set-cookie", caseport_edge::cleared_cookie(https))
                 .build()
         }
-        "/api/auth/me" => json(200, &json!({ "user": auth::me(&ctx, session.as_deref())? })),
+        "/api/auth/me" => {
+            let user = auth::me(&ctx, session.as_deref())?;
+            match auth::profile(&ctx, session.as_deref())? {
+                Some(profile) => json(200, &json!({ "user": user, "profile": profile })),
+                None => json(200, &json!({ "user": user })),
+            }
+        }
+        "/api/auth/password-rules" => json(
+            200,
+            &json!({ "min_length": env.settings.password_min_length, "max_length": caseport_shared::policy::MAX_LENGTH }),
+        ),
         "/api/auth/forgot" => {
             let body: auth::ForgotRequest = incoming.json()?;
             let links = auth::forgot(&ctx, &body, &client_addr(req))?;

@@ -1,0 +1,35 @@
+// The new-password fields, with a live hint of the rules as the person types.
+
+import { h, field } from "/js/dom.js";
+
+/** The new-password fields with a live hint of the rules. */
+export function passwordRules(minLength, temporary) {
+  const pass = field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true },
+    `At least ${minLength} characters. A few unrelated words make a good one.`);
+  const again = field("New password again", { name: "new_password_again", type: "password", autocomplete: "new-password", required: true });
+  const items = {
+    length: h("li", {}, ""),
+    match: h("li", {}, ""),
+    temporary: temporary ? h("li", {}, "") : null,
+  };
+  const hint = h("ul", { class: "rules", "aria-live": "polite" }, Object.values(items));
+  const canonical = (s) => s.replace(/[^0-9a-z]/gi, "").toUpperCase();
+  const update = () => {
+    const n = [...pass.input.value].length;
+    const set = (li, ok, text) => { li.className = ok ? "ok" : "todo"; li.textContent = `${ok ? "✓" : "•"} ${text}`; };
+    set(items.length, n >= minLength, n >= minLength
+      ? `At least ${minLength} characters`
+      : `At least ${minLength} characters (${n} so far)`);
+    set(items.match, pass.input.value !== "" && pass.input.value === again.input.value, "Both entries match");
+    if (items.temporary) {
+      set(items.temporary, pass.input.value !== "" && canonical(pass.input.value) !== canonical(temporary),
+        "Different from the temporary password");
+    }
+  };
+  pass.input.addEventListener("input", update);
+  again.input.addEventListener("input", update);
+  update();
+  const ok = () => [...pass.input.value].length >= minLength && pass.input.value === again.input.value;
+  return { parts: [pass.wrap, again.wrap, hint], pass, again, ok };
+}
+

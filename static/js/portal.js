@@ -1,0 +1,163 @@
+// The client portal: sign in, the forced change of a temporary password, forgot password,
+// choosing a new password from the emailed link, and the client's own home page.
+
+import { api } from "/js/api.js";
+import { passwordRules } from "/js/password.js";
+import {
+  h, replace, announce, busy, field, showError, clearErrors, usDate, page,
+} from "/js/dom.js";
+
+const nav = document.getElementById("nav");
+
+async function start() {
+  if (document.body.dataset.view === "reset") return resetFromLink();
+  if (location.hash === "#/forgot") return forgot();
+  let me = null;
+  try {
+    me = await api("GET", "/api/auth/me");
+  } catch {
+    me = null;
+  }
+  if (me && me.user && me.user.kind === "client") return home(me);
+  return signIn();
+}
+
+window.addEventListener("hashchange", () => { if (document.body.dataset.view !== "reset") start(); });
+
+function signIn(notice) {
+  nav.replaceChildren();
+  const user = field("Email or username", { name: "username", autocomplete: "username", required: true });
+  const pass = field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true },
+    "A temporary password from your email works here too.");
+  const button = h("button", { type: "submit" }, "Sign in");
+  const form = h("form", { class: "card narrow", novalidate: true }, user.wrap, pass.wrap, button,
+    h("p", {}, h("a", { href: "#/forgot" }, "Forgot your password?")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!user.input.value.trim()) return showError(form, { field: "username", message: "Enter your email address or username." });
+    if (!pass.input.value) return showError(form, { field: "password", message: "Enter your password." });
+    try {
+      const answer = await busy(button, () => api("POST", "/api/auth/login",
+        { realm: "portal", username: user.input.value.trim(), password: pass.input.value }));
+      if (answer.status === "password_change_required") return forcedChange(answer, pass.input.value);
+      await start();
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  page("Client portal sign-in",
+    notice ? h("div", { class: "alert alert-ok", role: "status" }, notice) : null,
+    h("p", {}, "Sign in to fill out and sign your forms."), form);
+}
+
+function forcedChange(answer, temporary) {
+  const rules = passwordRules(answer.min_length || 15, temporary);
+  const button = h("button", { type: "submit" }, "Save my new password");
+  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (rules.pass.input.value !== rules.again.input.value) {
+      return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
+    }
+    try {
+      await busy(button, () => api("POST", "/api/auth/change-password",
+        { change_token: answer.change_token, new_password: rules.pass.input.value }));
+      announce("Your new password is saved.");
+      await start();
+    } catch (error) {
+      if (error.code === "invalid_change_token") return signIn("That step took too long. Sign in again with your temporary password.");
+      showError(form, error);
+    }
+  });
+  page("Choose your new password",
+    h("p", {}, "You signed in with a temporary password. Choose a password of your own to continue; you will use it from now on."),
+    form);
+}
+
+function forgot() {
+  nav.replaceChildren();
+  const email = field("Email address", { name: "email", type: "email", autocomplete: "email", required: true });
+  const button = h("button", { type: "submit" }, "Email me a link");
+  const form = h("form", { class: "card narrow", novalidate: true }, email.wrap, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!email.input.value.trim()) return showError(form, { field: "email", message: "Enter the email address of your account." });
+    try {
+      const answer = await busy(button, () => api("POST", "/api/auth/forgot", { email: email.input.value.trim() }));
+      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, answer.message,
+        " Check your spam folder too. Your current password keeps working until you use the link.");
+      form.replaceWith(done);
+      done.focus();
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  page("Forgot your password?",
+    h("p", {}, "Enter the email address you use for the portal. We will email you a link to choose a new password."),
+    form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
+}
+
+async function resetFromLink() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  // The token stays in memory only: not in the address bar or the history.
+  history.replaceState(null, "", location.pathname);
+  if (!token) {
+    page("Choose a new password", h("div", { class: "alert alert-error", role: "alert" },
+      "This link is incomplete. Open the link from your email again, or ask for a new one."),
+      h("p", {}, h("a", { href: "/portal/#/forgot" }, "Ask for a new link")));
+    return;
+  }
+  let minLength = 15;
+  try {
+    minLength = (await api("GET", "/api/auth/password-rules")).min_length;
+  } catch { /* the server checks the rules anyway */ }
+  const rules = passwordRules(minLength);
+  const button = h("button", { type: "submit" }, "Save my new password");
+  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (rules.pass.input.value !== rules.again.input.value) {
+      return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
+    }
+    try {
+      await busy(button, () => api("POST", "/api/auth/reset", { token, new_password: rules.pass.input.value }));
+      location.assign("/portal/");
+    } catch (error) {
+      if (error.code === "invalid_reset_token") {
+        form.replaceWith(h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" }, error.message),
+          h("p", {}, h("a", { href: "/portal/#/forgot" }, "Ask for a new link")));
+        return;
+      }
+      showError(form, error);
+    }
+  });
+  page("Choose a new password", h("p", {}, "Choose the password you will sign in with from now on."), form);
+}
+
+function home(me) {
+  const p = me.profile || {};
+  replace(nav, h("span", { class: "who" }, me.user.display_name),
+    h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
+  const row = (label, value) => [h("dt", {}, label), h("dd", {}, value || "—")];
+  page(`Welcome, ${me.user.display_name}`,
+    h("section", { class: "card", "aria-labelledby": "mine-title" },
+      h("h2", { id: "mine-title" }, "Your details"),
+      h("dl", { class: "facts" },
+        row("Name", [p.first_name, p.middle_name, p.last_name].filter(Boolean).join(" ")),
+        row("Date of birth", usDate(p.dob)),
+        row("Email", p.email),
+        row("Phone", p.phone),
+        row("Username", p.username)),
+      h("p", { class: "hint" }, "If something here is wrong, tell your case manager.")));
+}
+
+async function signOut() {
+  try { await api("POST", "/api/auth/logout"); } catch { /* signed out either way */ }
+  signIn("You are signed out.");
+}
+
+start();

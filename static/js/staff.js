@@ -1,0 +1,621 @@
+// The staff console: sign-in, My Caseload, Client Information with Reset and Send New, and
+// staff management for administrators. Views are chosen by the URL's hash.
+
+import { api } from "/js/api.js";
+import { passwordRules } from "/js/password.js";
+import {
+  h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
+} from "/js/dom.js";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const dialog = document.getElementById("dialog");
+let me = null;
+const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25 };
+let selected = null;
+
+const ROLE = { primary_case_manager: "Primary Case Manager", support_primary_staff: "Support Primary Staff" };
+const PORTAL = {
+  none: "No portal account yet",
+  active: "Active",
+  password_reset_required: "Password Reset Required",
+  locked: "Locked after too many wrong passwords",
+};
+const MAIL = {
+  sending: "Sending",
+  accepted: "Accepted by the mail service (not yet confirmed delivered)",
+  delivered: "Delivered",
+  bounced: "Bounced — the email did not arrive",
+  failed: "Not sent",
+};
+const DELIVERY = { email: "emailed", display: "shown once on screen", admin_set: "set by an administrator" };
+
+async function start() {
+  try {
+    me = (await api("GET", "/api/auth/me")).user;
+  } catch {
+    me = null;
+  }
+  if (!me || me.kind !== "staff") {
+    me = null;
+    signIn();
+    return;
+  }
+  renderNav();
+  route();
+}
+
+window.addEventListener("hashchange", () => { if (me) route(); });
+
+function route() {
+  const match = location.hash.match(/^#\/client\/(\d+)$/);
+  if (match) return clientInformation(Number(match[1]));
+  if (location.hash === "#/staff" && me.role === "admin") return staffPage();
+  return caseload();
+}
+
+function renderNav() {
+  replace(nav,
+    h("a", { href: "#/caseload" }, "My Caseload"),
+    me.role === "admin" ? h("a", { href: "#/staff" }, "Staff") : null,
+    h("span", { class: "who" }, me.display_name),
+    h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
+}
+
+async function signOut() {
+  try { await api("POST", "/api/auth/logout"); } catch { /* signed out either way */ }
+  me = null;
+  replace(nav);
+  history.replaceState(null, "", "/staff/");
+  signIn();
+  announce("You are signed out.");
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign-in and the forced change of a temporary password
+
+function signIn() {
+  const user = field("Email", { name: "username", type: "email", autocomplete: "username", required: true });
+  const pass = field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const button = h("button", { type: "submit" }, "Sign in");
+  const form = h("form", { class: "card narrow", novalidate: true }, user.wrap, pass.wrap, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!user.input.value.trim()) return showError(form, { field: "username", message: "Enter your email address." });
+    if (!pass.input.value) return showError(form, { field: "password", message: "Enter your password." });
+    try {
+      const answer = await busy(button, () => api("POST", "/api/auth/login",
+        { realm: "staff", username: user.input.value.trim(), password: pass.input.value }));
+      if (answer.status === "password_change_required") {
+        forcedChange(answer, pass.input.value);
+      } else {
+        await start();
+      }
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  nav.replaceChildren();
+  page("Staff sign-in", h("p", {}, "Case managers and administrators sign in with their work email."), form);
+}
+
+function forcedChange(answer, temporary) {
+  const rules = passwordRules(answer.min_length || 15, temporary);
+  const button = h("button", { type: "submit" }, "Save new password");
+  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (rules.pass.input.value !== rules.again.input.value) {
+      return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
+    }
+    try {
+      await busy(button, () => api("POST", "/api/auth/change-password",
+        { change_token: answer.change_token, new_password: rules.pass.input.value }));
+      announce("Your new password is saved.");
+      await start();
+    } catch (error) {
+      if (error.code === "invalid_change_token") return signIn();
+      showError(form, error);
+    }
+  });
+  page("Choose a new password",
+    h("p", {}, "You signed in with a temporary password. Choose your own to continue."), form);
+}
+
+// ---------------------------------------------------------------------------------------
+// My Caseload
+
+async function caseload() {
+  const all = list.scope === "all";
+  const params = new URLSearchParams({
+    scope: list.scope, q: list.q, sort: list.sort, dir: list.dir,
+    offset: String(list.offset), limit: String(list.limit),
+  });
+  const results = h("div", { class: "results" }, h("p", { class: "loading" }, h("span", { class: "spinner", "aria-hidden": "true" }), " Loading the caseload…"));
+  const strip = h("section", { class: "strip", "aria-label": "Selected client" });
+  const search = field("Search by name", { name: "q", type: "search", value: list.q, autocomplete: "off" });
+  const searchForm = h("form", { class: "search", role: "search" }, search.wrap, h("button", { type: "submit" }, "Search"));
+  searchForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    list.q = search.input.value.trim();
+    list.offset = 0;
+    caseload();
+  });
+  const addButton = h("button", { type: "button", class: "secondary", "aria-expanded": "false", onclick: () => toggleAddClient(addButton) }, "Add Client");
+  const scopeButton = me.role === "admin"
+    ? h("button", {
+      type: "button", class: "secondary",
+      onclick: () => { list.scope = all ? "mine" : "all"; list.offset = 0; caseload(); },
+    }, all ? "Show My Caseload" : "Show All Clients")
+    : null;
+  const addArea = h("div", { id: "add-client" });
+  page(all ? "All Clients" : "My Caseload",
+    strip,
+    h("p", { class: "hint" }, "Select the client from your caseload, then verify the client email address: correction might be needed."),
+    h("div", { class: "toolbar" }, searchForm, h("div", { class: "actions" }, addButton, scopeButton)),
+    addArea,
+    results);
+  renderStrip(strip);
+  try {
+    const data = await api("GET", `/api/caseload?${params}`);
+    renderTable(results, data, all);
+  } catch (error) {
+    replace(results, errorBox(error));
+  }
+}
+
+function renderTable(results, data, all) {
+  const columns = [
+    ["name", "Name"], ["dob", "DOB"], ["age", "Age"],
+    ["role", "Case Management Role"], ["date_assigned", "Date Assigned"],
+  ];
+  const header = h("tr", {}, columns.map(([key, label]) => {
+    const active = list.sort === key;
+    const sortLabel = active ? (list.dir === "asc" ? "ascending" : "descending") : "none";
+    return h("th", { scope: "col", "aria-sort": sortLabel },
+      h("button", {
+        type: "button", class: "sort",
+        onclick: () => {
+          list.dir = active && list.dir === "asc" ? "desc" : "asc";
+          list.sort = key;
+          list.offset = 0;
+          caseload();
+        },
+      }, label, h("span", { "aria-hidden": "true" }, active ? (list.dir === "asc" ? " ▲" : " ▼") : "")));
+  }), h("th", { scope: "col" }, "Actions"));
+  const rows = data.rows.map((row) => h("tr", { class: selected && selected.client.id === row.client_id ? "selected" : null },
+    h("td", { "data-label": "Name" }, h("button", {
+      type: "button", class: "link name",
+      "aria-pressed": selected && selected.client.id === row.client_id ? "true" : "false",
+      onclick: () => select(row.client_id),
+    }, row.name)),
+    h("td", { "data-label": "DOB" }, usDate(row.dob)),
+    h("td", { "data-label": "Age" }, String(row.age)),
+    h("td", { "data-label": "Role" }, row.role_label || (all ? "—" : "")),
+    h("td", { "data-label": "Date Assigned" }, usDate(row.date_assigned)),
+    h("td", { "data-label": "Actions" }, h("a", { href: `#/client/${row.client_id}`, "aria-label": `Client Information for ${row.name}` }, "Client Information"))));
+  const first = data.total === 0 ? 0 : data.offset + 1;
+  const last = data.offset + data.rows.length;
+  const previous = h("button", {
+    type: "button", class: "secondary", disabled: data.offset === 0,
+    onclick: () => { list.offset = Math.max(0, list.offset - list.limit); caseload(); },
+  }, "Previous");
+  const next = h("button", {
+    type: "button", class: "secondary", disabled: last >= data.total,
+    onclick: () => { list.offset += list.limit; caseload(); },
+  }, "Next");
+  replace(results,
+    data.rows.length === 0
+      ? h("p", { class: "empty" }, list.q ? `No client matches “${list.q}”.` : "No clients are on this caseload yet.")
+      : h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Caseload table" },
+        h("table", { class: "caseload" }, h("caption", { class: "visually-hidden" }, all ? "All clients" : "My Caseload"),
+          h("thead", {}, header), h("tbody", {}, rows))),
+    h("div", { class: "pager" }, h("p", { class: "count" }, `Showing ${first} to ${last} of ${data.total} rows`), previous, next));
+}
+
+async function select(id) {
+  try {
+    selected = await api("GET", `/api/clients/${id}`);
+    const strip = main.querySelector(".strip");
+    renderStrip(strip);
+    for (const tr of main.querySelectorAll("tbody tr")) {
+      const link = tr.querySelector("a");
+      const mine = link && link.getAttribute("href") === `#/client/${id}`;
+      tr.classList.toggle("selected", mine);
+      const button = tr.querySelector("button.name");
+      if (button) button.setAttribute("aria-pressed", mine ? "true" : "false");
+    }
+    announce(`Selected ${selected.client.last_name}, ${selected.client.first_name}.`);
+    strip.focus();
+  } catch (error) {
+    main.prepend(errorBox(error));
+  }
+}
+
+/** The selected-client strip: name, DOB, age, email, phone, and the email warning. */
+function renderStrip(strip, onChange) {
+  strip.setAttribute("tabindex", "-1");
+  if (!selected) {
+    replace(strip, h("p", { class: "muted" }, "Selected Client: none. Select a client by name."));
+    return;
+  }
+  const c = selected.client;
+  const check = selected.email_check;
+  const warning = !check.ok
+    ? h("div", { class: "alert alert-warn", role: "note" },
+      h("strong", {}, "Check this email address. "), check.reason || "",
+      check.suggestion
+        ? h("p", { class: "suggest" }, h("button", {
+          type: "button", class: "secondary",
+          onclick: (event) => saveEmail(event.currentTarget, check.suggestion, strip, onChange),
+        }, `Use ${check.suggestion}`))
+        : null)
+    : null;
+  const emailForm = h("form", { class: "inline", hidden: true, novalidate: true });
+  const email = field("Correct email", { name: "email", type: "email", value: c.email || "", autocomplete: "off" });
+  const save = h("button", { type: "submit" }, "Save email");
+  emailForm.append(email.wrap, save, h("button", { type: "button", class: "secondary", onclick: () => { emailForm.hidden = true; } }, "Cancel"));
+  emailForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveEmail(save, email.input.value.trim(), strip, onChange, emailForm);
+  });
+  replace(strip,
+    h("p", { class: "strip-name" }, h("span", { class: "label" }, "Selected Client: "), h("strong", {}, `${c.last_name}, ${c.first_name}`)),
+    h("p", {}, h("span", { class: "label" }, "DOB: "), usDate(c.dob), " ", h("span", { class: "label" }, "Age: "), String(c.age)),
+    h("p", {}, h("span", { class: "label" }, "Email: "), c.email || "none on file", " ",
+      h("span", { class: "label" }, "Phone: "), c.phone || "none on file", " ",
+      h("button", { type: "button", class: "link", onclick: () => { emailForm.hidden = false; email.input.focus(); } }, "Correct email")),
+    warning,
+    emailForm,
+    location.hash.startsWith("#/client/") ? null : h("p", {}, h("a", { href: `#/client/${c.id}`, class: "button" }, "Client Information")));
+}
+
+async function saveEmail(button, address, strip, onChange, form) {
+  if (form) clearErrors(form);
+  try {
+    const answer = await busy(button, () => api("PATCH", `/api/clients/${selected.client.id}`,
+      { version: selected.client.version, email: address }));
+    selected = { ...selected, client: answer.client, email_check: answer.email_check };
+    renderStrip(strip, onChange);
+    if (onChange) onChange();
+    announce(`Email saved: ${answer.client.email || "none"}.`);
+    strip.focus();
+  } catch (error) {
+    if (form) {
+      form.hidden = false;
+      showError(form, error);
+    } else {
+      strip.prepend(errorBox(error));
+    }
+  }
+}
+
+function toggleAddClient(button) {
+  const area = document.getElementById("add-client");
+  if (area.childElementCount) {
+    area.replaceChildren();
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  button.setAttribute("aria-expanded", "true");
+  const fields = [
+    field("First Name", { name: "first_name", required: true, autocomplete: "off" }),
+    field("Middle Name", { name: "middle_name", autocomplete: "off" }),
+    field("Last Name", { name: "last_name", required: true, autocomplete: "off" }),
+    field("Date of Birth", { name: "dob", type: "date", required: true }),
+    field("Email", { name: "email", type: "email", autocomplete: "off" }),
+    field("Phone", { name: "phone", type: "tel", autocomplete: "off" }),
+  ];
+  const save = h("button", { type: "submit" }, "Add Client");
+  const form = h("form", { class: "card", novalidate: true, "aria-label": "Add Client" },
+    h("h2", {}, "Add Client"), h("div", { class: "grid" }, fields.map((f) => f.wrap)), save,
+    h("button", { type: "button", class: "secondary", onclick: () => toggleAddClient(button) }, "Cancel"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = {};
+    for (const f of fields) if (f.input.value.trim() !== "" || f.input.required) body[f.input.name] = f.input.value.trim();
+    try {
+      const answer = await busy(save, () => api("POST", "/api/clients", body));
+      announce("The client was added to your caseload.");
+      selected = await api("GET", `/api/clients/${answer.client.id}`);
+      caseload();
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  area.append(form);
+  fields[0].input.focus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Client Information
+
+async function clientInformation(id) {
+  const loading = h("p", { class: "loading" }, h("span", { class: "spinner", "aria-hidden": "true" }), " Loading…");
+  page("Client Information", h("p", {}, h("a", { href: "#/caseload" }, "Select Different Client")), loading);
+  let view;
+  try {
+    view = await api("GET", `/api/clients/${id}`);
+  } catch (error) {
+    replace(loading, errorBox(error));
+    return;
+  }
+  selected = view;
+  const strip = h("section", { class: "strip", "aria-label": "Selected client" });
+  const details = h("section", { class: "card", "aria-labelledby": "details-title" });
+  const portal = h("section", { class: "card", "aria-labelledby": "portal-title" });
+  const history = h("section", { class: "card", "aria-labelledby": "history-title" });
+  loading.replaceWith(strip, details, portal, history);
+  const refresh = async () => {
+    try {
+      selected = await api("GET", `/api/clients/${id}`);
+    } catch (error) {
+      portal.prepend(errorBox(error));
+      return;
+    }
+    renderStrip(strip, refresh);
+    renderDetails(details, refresh);
+    renderPortal(portal, refresh);
+    renderHistory(history, id);
+  };
+  renderStrip(strip, refresh);
+  renderDetails(details, refresh);
+  renderPortal(portal, refresh);
+  renderHistory(history, id);
+}
+
+function renderDetails(section, refresh) {
+  const c = selected.client;
+  const fields = [
+    field("First Name", { name: "first_name", value: c.first_name, autocomplete: "off" }),
+    field("Middle Name", { name: "middle_name", value: c.middle_name, autocomplete: "off" }),
+    field("Last Name", { name: "last_name", value: c.last_name, autocomplete: "off" }),
+    field("Date of Birth", { name: "dob", type: "date", value: c.dob }),
+    field("Email", { name: "email", type: "email", value: c.email || "", autocomplete: "off" }),
+    field("Phone", { name: "phone", type: "tel", value: c.phone || "", autocomplete: "off" }),
+  ];
+  const save = h("button", { type: "submit" }, "Save changes");
+  const form = h("form", { novalidate: true }, h("div", { class: "grid" }, fields.map((f) => f.wrap)),
+    h("p", {}, h("span", { class: "label" }, "Age: "), String(c.age)), save);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = { version: c.version };
+    const before = { ...c, email: c.email || "", phone: c.phone || "" };
+    for (const f of fields) if (f.input.value.trim() !== String(before[f.input.name] ?? "")) body[f.input.name] = f.input.value.trim();
+    if (Object.keys(body).length === 1) {
+      announce("Nothing has changed.");
+      return;
+    }
+    try {
+      await busy(save, () => api("PATCH", `/api/clients/${c.id}`, body));
+      announce("Saved.");
+      await refresh();
+      section.querySelector("h2").focus();
+    } catch (error) {
+      showError(form, error);
+      if (error.code === "version_conflict") {
+        form.prepend(h("button", { type: "button", class: "secondary", onclick: refresh }, "Reload the client"));
+      }
+    }
+  });
+  replace(section, h("h2", { id: "details-title", tabindex: "-1" }, "Client details"), form);
+}
+
+function describeReset(last) {
+  if (!last) return h("p", { class: "muted" }, "The portal password has not been reset in Caseport yet.");
+  const status = last.mail_status;
+  return h("div", { class: `last-reset status-${status || last.delivery}` },
+    h("p", {}, h("span", { class: "label" }, "Last reset: "), `${when(last.at)} by ${last.by}, ${DELIVERY[last.delivery] || last.delivery}`,
+      last.sent_to ? ` to ${last.sent_to}` : "", "."),
+    status ? h("p", {}, h("span", { class: "label" }, "Email status: "), h("strong", {}, MAIL[status] || status)) : null,
+    last.detail ? h("p", { class: "detail" }, last.detail) : null);
+}
+
+function renderPortal(section, refresh) {
+  const p = selected.portal;
+  const c = selected.client;
+  const result = h("div", { class: "result", tabindex: "-1" });
+  const resetButton = h("button", { type: "button", class: "primary" }, "Reset and Send New");
+  resetButton.addEventListener("click", () => resetAndSend(resetButton, result, refresh));
+  const showButton = h("button", { type: "button", class: "secondary" }, "Show a temporary password once");
+  showButton.addEventListener("click", () => showOnce(showButton, result, refresh));
+  const refreshButton = h("button", { type: "button", class: "link" }, "Refresh status");
+  refreshButton.addEventListener("click", () => busy(refreshButton, refresh));
+  replace(section,
+    h("h2", { id: "portal-title" }, "Client Portal"),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Status"), h("dd", {}, PORTAL[p.status] || p.status),
+      p.username ? [h("dt", {}, "Username"), h("dd", {}, p.username)] : null,
+      p.temp_expires_at ? [h("dt", {}, "Temporary password expires"), h("dd", {}, when(p.temp_expires_at))] : null,
+      p.last_sign_in_at ? [h("dt", {}, "Last sign-in"), h("dd", {}, when(p.last_sign_in_at))] : null),
+    describeReset(p.last_reset),
+    h("p", { class: "password-row" }, h("span", { class: "label" }, "Password: "), resetButton, " ", refreshButton),
+    h("p", { class: "hint" }, `The new temporary password goes to ${c.email || "the client's email (none on file)"}.`),
+    result,
+    h("details", {}, h("summary", {}, "Other ways"),
+      h("p", {}, "Give the client a temporary password in person or by phone; no email is sent."), showButton,
+      me.role === "admin" ? setPasswordForm(c.id, refresh) : null));
+}
+
+/** A modal question; answers true when the person chose `yes`. */
+function ask(title, paragraphs, yes) {
+  return new Promise((resolve) => {
+    const yesButton = h("button", { type: "button", class: "primary" }, yes);
+    const noButton = h("button", { type: "button", class: "secondary" }, "Cancel");
+    const done = (answer) => {
+      dialog.close();
+      resolve(answer);
+    };
+    yesButton.addEventListener("click", () => done(true));
+    noButton.addEventListener("click", () => done(false));
+    dialog.onclose = () => resolve(false);
+    replace(dialog, h("h2", { id: "dialog-title" }, title), paragraphs.map((t) => h("p", {}, t)),
+      h("div", { class: "dialog-actions" }, yesButton, noButton));
+    dialog.showModal();
+    yesButton.focus();
+  });
+}
+
+async function resetAndSend(button, result, refresh) {
+  const ok = await ask("Alert", [
+    "You are about to reset the Client's password automatically, and email the new password to the Client.",
+    "Would you like to proceed?",
+  ], "Yes, reset and send");
+  button.focus();
+  if (!ok) return;
+  const key = newKey();
+  try {
+    const answer = await busy(button, () => api("POST", `/api/clients/${selected.client.id}/portal-password/reset`,
+      { delivery: "email", idempotency_key: key }));
+    await refresh();
+    const fresh = document.querySelector(".result");
+    replace(fresh, h("div", { class: "alert alert-ok", role: "status" },
+      h("strong", {}, "Sent. "),
+      `A new temporary password was emailed to ${answer.sent_to}. It works until ${when(answer.expires_at)}. `,
+      `The client signs in with the username ${answer.username} and must choose a new password.`));
+    fresh.focus();
+  } catch (error) {
+    replace(result, errorBox(error));
+    result.focus();
+  }
+}
+
+async function showOnce(button, result, refresh) {
+  const ok = await ask("Alert", [
+    "You are about to reset the Client's password and show the new temporary password here, once. No email is sent: you pass it on to the account holder.",
+    "Would you like to proceed?",
+  ], "Yes, show it once");
+  button.focus();
+  if (!ok) return;
+  try {
+    const answer = await busy(button, () => api("POST", `/api/clients/${selected.client.id}/portal-password/reset`,
+      { delivery: "display", idempotency_key: newKey() }));
+    const close = h("button", { type: "button", class: "primary" }, "I have passed it on");
+    close.addEventListener("click", () => dialog.close());
+    dialog.onclose = () => { refresh(); };
+    replace(dialog,
+      h("h2", { id: "dialog-title" }, "Temporary log-in information"),
+      h("p", {}, "Pass this on to the account holder now: it is shown only once, and no email is sent."),
+      h("dl", { class: "facts big" },
+        h("dt", {}, "Username"), h("dd", { class: "secret" }, answer.username),
+        h("dt", {}, "Temporary password"), h("dd", { class: "secret", id: "shown-password" }, answer.temporary_password),
+        h("dt", {}, "Works until"), h("dd", {}, when(answer.expires_at))),
+      h("p", {}, "The account holder must choose a new password after signing in with it."),
+      h("div", { class: "dialog-actions" }, close));
+    dialog.showModal();
+    close.focus();
+  } catch (error) {
+    replace(result, errorBox(error));
+    result.focus();
+  }
+}
+
+function setPasswordForm(id, refresh) {
+  const pass = field("Password", { name: "password", type: "password", autocomplete: "new-password" });
+  const again = field("Password again", { name: "password_confirm", type: "password", autocomplete: "new-password" });
+  const required = h("input", { type: "checkbox", id: "reset-required", name: "reset_required", checked: true });
+  const save = h("button", { type: "submit" }, "Set password");
+  const form = h("form", { class: "set-password", novalidate: true, "aria-labelledby": "set-title" },
+    h("h3", { id: "set-title" }, "Set the password (administrators)"),
+    pass.wrap, again.wrap,
+    h("div", { class: "check" }, required, h("label", { for: "reset-required" }, "Password Reset Required")),
+    save);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (pass.input.value !== again.input.value) {
+      return showError(form, { field: "password_confirm", message: "The two passwords are not the same. Type the password again in both boxes." });
+    }
+    try {
+      const answer = await busy(save, () => api("PUT", `/api/clients/${id}/portal-password`,
+        { password: pass.input.value, password_confirm: again.input.value, reset_required: required.checked }));
+      await refresh();
+      const fresh = document.querySelector(".result");
+      replace(fresh, h("div", { class: "alert alert-ok", role: "status" }, h("strong", {}, "Password set. "),
+        `Username ${answer.username}. `,
+        answer.reset_required ? "The client must choose a new password at the next sign-in." : "The client can sign in with it now."));
+      fresh.focus();
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  return form;
+}
+
+const ACTIONS = {
+  client_viewed: "Viewed", client_updated: "Corrected details", client_created: "Added",
+  portal_password_reset_started: "Started Reset and Send New", portal_password_reset: "New temporary password sent",
+  portal_password_reset_failed: "Reset and Send New failed", portal_password_shown: "Temporary password shown once",
+  portal_password_set: "Password set by an administrator", mail_delivered: "Email delivered", mail_bounced: "Email bounced",
+  mail_failed: "Email not delivered",
+};
+
+async function renderHistory(section, id) {
+  replace(section, h("h2", { id: "history-title" }, "History"), h("p", { class: "loading" }, "Loading…"));
+  try {
+    const data = await api("GET", `/api/clients/${id}/history`);
+    const shown = data.entries.filter((e) => e.action !== "client_viewed").slice(0, 30);
+    replace(section, h("h2", { id: "history-title" }, "History"),
+      shown.length === 0 ? h("p", { class: "muted" }, "Nothing has happened yet.")
+        : h("ol", { class: "history" }, shown.map((e) => h("li", {},
+          h("span", { class: "when" }, when(e.at)), " ", h("strong", {}, ACTIONS[e.action] || e.action.replaceAll("_", " ")),
+          ` — ${e.actor}`,
+          e.detail && (e.detail.sent_to || e.detail.reason) ? ` (${e.detail.sent_to || e.detail.reason})` : ""))));
+  } catch (error) {
+    replace(section, h("h2", { id: "history-title" }, "History"), errorBox(error));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Staff (administrators)
+
+async function staffPage() {
+  const listArea = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  const fields = [
+    field("Email", { name: "email", type: "email", autocomplete: "off" }),
+    field("Name", { name: "display_name", autocomplete: "off" }),
+  ];
+  const role = h("select", { id: "new-role", name: "role" },
+    h("option", { value: "case_manager" }, "Case manager"), h("option", { value: "admin" }, "Administrator"));
+  const save = h("button", { type: "submit" }, "Add staff member");
+  const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "add-staff-title" },
+    h("h2", { id: "add-staff-title" }, "Add a staff member"), h("div", { class: "grid" }, fields.map((f) => f.wrap),
+      h("div", { class: "field" }, h("label", { for: "new-role" }, "Role"), role)), save);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      const answer = await busy(save, () => api("POST", "/api/staff",
+        { email: fields[0].input.value.trim(), display_name: fields[1].input.value.trim(), role: role.value }));
+      const close = h("button", { type: "button", class: "primary" }, "I have passed it on");
+      close.addEventListener("click", () => dialog.close());
+      dialog.onclose = () => staffPage();
+      replace(dialog, h("h2", { id: "dialog-title" }, "Temporary password"),
+        h("p", {}, `Give ${answer.staff.display_name} this temporary password; it is shown only once. They choose their own at the first sign-in.`),
+        h("dl", { class: "facts big" }, h("dt", {}, "Username"), h("dd", { class: "secret" }, answer.staff.email),
+          h("dt", {}, "Temporary password"), h("dd", { class: "secret" }, answer.temporary_password),
+          h("dt", {}, "Works until"), h("dd", {}, when(answer.expires_at))),
+        h("div", { class: "dialog-actions" }, close));
+      dialog.showModal();
+      close.focus();
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  page("Staff", listArea, form);
+  try {
+    const data = await api("GET", "/api/staff");
+    replace(listArea, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Staff" },
+      h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Status"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, data.staff.map((s) => h("tr", {}, h("td", {}, s.display_name), h("td", {}, s.email),
+          h("td", {}, s.role === "admin" ? "Administrator" : "Case manager"), h("td", {}, s.status)))))));
+  } catch (error) {
+    replace(listArea, errorBox(error));
+  }
+}
+
+start();

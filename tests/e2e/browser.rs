@@ -1,0 +1,312 @@
+//! The staff console and the client portal in a real browser: Debian's chromium driven through
+//! chromium-driver (WebDriver), against `caseport up` with the demo data and the local mailbox.
+//! Screenshots land in `target/screenshots/`. These tests never skip: without chromium they
+//! fail and say what to install.
+
+use caseport_tests::demo::{ADMIN, CASEY};
+use caseport_tests::fake_mail::temporary_password_in;
+use caseport_tests::webdriver::{Browser, keys};
+use caseport_tests::{Server, Staff, Up};
+use serde_json::{Value, json};
+
+fn demo() -> Server {
+    let app = Up::caseport()
+        .variable("demo_data", "true")
+        .start()
+        .unwrap();
+    assert_eq!(app.get("/api/auth/me").status, 401);
+    app
+}
+
+fn client_id(app: &Server, first: &str) -> i64 {
+    use caseport_shared::ports::Db;
+    app.db()
+        .execute(
+            "SELECT id FROM clients WHERE first_name = ?",
+            &[first.into()],
+        )
+        .unwrap()
+        .first()
+        .and_then(|r| r.int(0))
+        .unwrap()
+}
+
+fn mailbox(app: &Server) -> Vec<Value> {
+    app.get("/dev/mailbox/api/messages").json()["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+const SEED_ROWS: [&str; 6] = [
+    "Doe, Jane",
+    "Jackson, Fanny",
+    "Smith, Mandy",
+    "Smith, Mindy",
+    "Able, Janet",
+    "Albert, Jack",
+];
+
+/// Casey's part of scenario 1 by mouse, up to the answer of Reset and Send New.
+fn casey_resets_jane(app: &Server, b: &Browser, shots: &str) {
+    b.goto(&app.url("/staff/"));
+    b.fill("input[name=username]", CASEY.0);
+    b.fill("input[name=password]", CASEY.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    let table = b.text(&b.find("table.caseload"));
+    for name in SEED_ROWS {
+        assert!(table.contains(name), "{name} missing from:\n{table}");
+    }
+    b.screenshot(&format!("{shots}-1-my-caseload"));
+    b.click_text("button.name", "Doe, Jane");
+    b.wait_text("Selected Client: Doe, Jane");
+    b.wait_text("DOB: 02/19/2013");
+    b.wait_text("Check this email address.");
+    b.screenshot(&format!("{shots}-2-email-warning"));
+    b.click_text("button", "Use jdoe123@hotmail.com");
+    b.wait_text("Email: jdoe123@hotmail.com");
+    assert!(!b.body_text().contains("Check this email address."));
+    b.click_text(".strip a", "Client Information");
+    b.wait_text("Client details");
+    b.click_text("button", "Reset and Send New");
+    b.wait_text("You are about to reset the Client's password automatically, and email the new password to the Client.");
+    b.wait_text("Would you like to proceed?");
+    b.screenshot(&format!("{shots}-3-confirm"));
+    b.click_text("dialog button", "Yes, reset and send");
+    b.wait_text("A new temporary password was emailed to j***@hotmail.com");
+    b.wait_text("Email status: Delivered");
+    b.screenshot(&format!("{shots}-4-sent"));
+}
+
+/// The temporary password in the newest captured email to `to`.
+fn emailed_password(app: &Server, to: &str) -> String {
+    let mail = mailbox(app);
+    let message = mail
+        .iter()
+        .find(|m| m["to"] == to)
+        .unwrap_or_else(|| panic!("no mail to {to}: {mail:?}"));
+    temporary_password_in(message["text"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn scenario_one_in_the_browser() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    casey_resets_jane(&app, &b, "scenario1");
+
+    // The mailbox page shows the email.
+    b.goto(&app.url("/dev/mailbox"));
+    b.wait_text("Local only.");
+    b.wait_text("jdoe123@hotmail.com");
+    b.wait_text("Temporary password:");
+    b.screenshot("scenario1-5-mailbox");
+    let temporary = emailed_password(&app, "jdoe123@hotmail.com");
+
+    // Jane, in the portal: the temporary password, the forced change, her home page.
+    b.goto(&app.url("/portal/"));
+    b.fill("input[name=username]", "jdoe123@hotmail.com");
+    b.fill("input[name=password]", &temporary);
+    b.click_text("button", "Sign in");
+    b.wait_text("Choose your new password");
+    b.fill("input[name=new_password]", "short");
+    b.wait_text("(5 so far)");
+    b.fill("input[name=new_password]", "lantern river quiet meadow");
+    b.fill(
+        "input[name=new_password_again]",
+        "lantern river quiet meadow",
+    );
+    b.wait_text("✓ Both entries match");
+    b.screenshot("scenario1-6-portal-change");
+    b.click_text("button", "Save my new password");
+    b.wait_text("Welcome, Jane Doe");
+    b.wait_text("02/19/2013");
+    b.screenshot("scenario1-7-portal-home");
+    b.click_text("button", "Sign out");
+    b.wait_text("You are signed out.");
+    // The temporary password no longer works.
+    b.fill("input[name=username]", "jdoe123@hotmail.com");
+    b.fill("input[name=password]", &temporary);
+    b.click_text("button", "Sign in");
+    b.wait_text("The username or password is not right.");
+    b.assert_clean_console();
+}
+
+#[test]
+fn scenario_two_forgot_password_through_the_emailed_link() {
+    let app = demo();
+    let fanny = client_id(&app, "Fanny");
+    let admin = Staff::sign_in(&app, ADMIN);
+    let set = admin.send(
+        "PUT",
+        &format!("/api/clients/{fanny}/portal-password"),
+        &json!({ "password": "copper kettle evening song", "password_confirm": "copper kettle evening song", "reset_required": false }),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/portal/"));
+    b.click_text("a", "Forgot your password?");
+    b.wait_text("Enter the email address you use for the portal.");
+    b.fill("input[name=email]", "fanny.jackson@example.com");
+    b.click_text("button", "Email me a link");
+    b.wait_text("a link to choose a new password is on its way");
+    b.screenshot("scenario2-1-forgot");
+    let mail = mailbox(&app);
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    let text = mail[0]["text"].as_str().unwrap();
+    let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
+    // The link names the configured portal address; open the same page on this server.
+    let path = &link[link.find("/portal/").unwrap()..];
+    b.goto(&app.url(path));
+    b.wait_text("Choose a new password");
+    assert!(
+        !b.execute("return location.href", &[])
+            .as_str()
+            .unwrap()
+            .contains("token"),
+        "the token left the address bar"
+    );
+    b.fill("input[name=new_password]", "silver orchard morning bell");
+    b.fill(
+        "input[name=new_password_again]",
+        "silver orchard morning bell",
+    );
+    b.screenshot("scenario2-2-new-password");
+    b.click_text("button", "Save my new password");
+    b.wait_text("Welcome, Fanny Jackson");
+    b.assert_clean_console();
+    // The old password stopped working when the link was used.
+    let old = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "portal", "username": "fanny.jackson@example.com", "password": "copper kettle evening song" }),
+    );
+    assert_eq!(old.status, 401);
+}
+
+#[test]
+fn the_office_practicum_ways_show_once_and_set_password() {
+    let app = demo();
+    let allison = client_id(&app, "Allison");
+    let fanny = client_id(&app, "Fanny");
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/staff/"));
+    b.fill("input[name=username]", ADMIN.0);
+    b.fill("input[name=password]", ADMIN.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("Showing");
+
+    // Show once: the password appears in the dialog, and nowhere after it closes.
+    b.goto(&app.url(&format!("/staff/#/client/{allison}")));
+    b.wait_text("Client details");
+    b.click_text("summary", "Other ways");
+    b.click_text("button", "Show a temporary password once");
+    b.wait_text("No email is sent");
+    b.click_text("dialog button", "Yes, show it once");
+    let shown = b.find("#shown-password");
+    let password = b.text(&shown);
+    assert_eq!(password.len(), 20, "{password}");
+    b.screenshot("op-1-shown-once");
+    b.click_text("dialog button", "I have passed it on");
+    b.wait_text("shown once on screen");
+    assert!(!b.body_text().contains(&password));
+    assert!(mailbox(&app).is_empty(), "nothing is emailed");
+    let first = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "portal", "username": "aappletop@hotmail.org", "password": password }),
+    );
+    assert_eq!(
+        first.json()["status"],
+        "password_change_required",
+        "{}",
+        first.body
+    );
+
+    // Set password, typed twice, with Password Reset Required.
+    b.goto(&app.url(&format!("/staff/#/client/{fanny}")));
+    b.wait_text("Client details");
+    b.click_text("summary", "Other ways");
+    b.fill("input[name=password]", "a long enough passphrase");
+    b.fill("input[name=password_confirm]", "a different passphrase");
+    b.click_text("button", "Set password");
+    b.wait_text("The two passwords are not the same.");
+    b.fill("input[name=password_confirm]", "a long enough passphrase");
+    let required = b.find("#reset-required");
+    assert_eq!(b.attribute(&required, "checked").as_deref(), Some("true"));
+    b.screenshot("op-2-set-password");
+    b.click_text("button", "Set password");
+    b.wait_text("Password set.");
+    b.wait_text("The client must choose a new password at the next sign-in.");
+    b.wait_text("Password Reset Required");
+    b.assert_clean_console();
+    let signed = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "portal", "username": "fanny.jackson@example.com", "password": "a long enough passphrase" }),
+    );
+    assert_eq!(signed.json()["status"], "password_change_required");
+}
+
+#[test]
+fn scenario_one_by_keyboard_alone() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/staff/"));
+    b.find("input[name=username]");
+    b.tab_to("Email");
+    b.press(CASEY.0);
+    b.press(keys::TAB);
+    b.press(CASEY.1);
+    b.press(keys::ENTER);
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b.tab_to("Doe, Jane");
+    b.press(keys::ENTER);
+    b.wait_text("Check this email address.");
+    b.tab_to("Use jdoe123@hotmail.com");
+    b.press(keys::ENTER);
+    b.wait_text("Email: jdoe123@hotmail.com");
+    b.tab_to("Client Information");
+    b.press(keys::ENTER);
+    b.wait_text("Client details");
+    b.tab_to("Reset and Send New");
+    b.press(keys::ENTER);
+    b.wait_text("Would you like to proceed?");
+    // The confirmation has the focus on its answer: Enter proceeds.
+    b.press(keys::ENTER);
+    b.wait_text("A new temporary password was emailed to j***@hotmail.com");
+    b.screenshot("keyboard-1-sent");
+    let temporary = emailed_password(&app, "jdoe123@hotmail.com");
+
+    b.goto(&app.url("/portal/"));
+    b.find("input[name=username]");
+    b.tab_to("Email or username");
+    b.press("jdoe123@hotmail.com");
+    b.press(keys::TAB);
+    b.press(&temporary);
+    b.press(keys::ENTER);
+    b.wait_text("Choose your new password");
+    b.tab_to("New password");
+    b.press("lantern river quiet meadow");
+    b.tab_to("New password again");
+    b.press("lantern river quiet meadow");
+    b.press(keys::ENTER);
+    b.wait_text("Welcome, Jane Doe");
+    b.assert_clean_console();
+}
+
+#[test]
+fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
+    let app = demo();
+    let b = Browser::start(360, 740).unwrap();
+    b.resize(360, 740);
+    casey_resets_jane(&app, &b, "phone");
+    let overflow = b.execute(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+        &[],
+    );
+    assert!(
+        overflow.as_i64().unwrap_or(99) <= 0,
+        "the page scrolls sideways by {overflow}px"
+    );
+    assert_eq!(mailbox(&app).len(), 1);
+    b.assert_clean_console();
+}
