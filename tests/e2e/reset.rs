@@ -185,6 +185,12 @@ fn scenario_one_casey_resets_janes_password_by_email() {
     );
     let changed = change(&app, &first, "lantern river quiet meadow");
     assert_eq!(changed.status, 200, "{}", changed.body);
+    let cookie = changed.session_cookie().unwrap();
+    let me = app
+        .call("GET", "/api/auth/me", None, &[("cookie", &cookie)])
+        .json();
+    assert_eq!(me["profile"]["username"], "jdoe123@hotmail.com");
+    assert_eq!(me["profile"]["dob"], "2013-02-19");
     assert_eq!(
         portal_login(&app, "jdoe123@hotmail.com", "lantern river quiet meadow").status,
         200
