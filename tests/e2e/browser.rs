@@ -238,6 +238,10 @@ fn the_office_practicum_ways_show_once_and_set_password() {
     b.wait_text("Password set.");
     b.wait_text("The client must choose a new password at the next sign-in.");
     b.wait_text("Password Reset Required");
+    b.goto(&app.url("/staff/#/staff"));
+    b.wait_text("Add a staff member");
+    b.wait_text("casey.manager@example.org");
+    b.screenshot("op-3-staff");
     b.assert_clean_console();
     let signed = app.post(
         "/api/auth/login",
@@ -308,5 +312,97 @@ fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
         "the page scrolls sideways by {overflow}px"
     );
     assert_eq!(mailbox(&app).len(), 1);
+    b.assert_clean_console();
+}
+
+#[test]
+fn user_data_is_text_every_field_is_labelled_and_contrast_is_enough() {
+    let app = demo();
+    let casey = Staff::sign_in(&app, CASEY);
+    let sneaky = "<img src=x onerror=alert(1)>";
+    let added = casey.send(
+        "POST",
+        "/api/clients",
+        &json!({ "first_name": sneaky, "last_name": "Zz<b>Bold</b>", "dob": "2012-06-01", "email": "parent@example.com" }),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    let b = Browser::start(1280, 900).unwrap();
+
+    // The console check itself works: an error and a CSP violation are both reported.
+    b.goto(&app.url("/staff/"));
+    b.find("input[name=username]");
+    b.execute(
+        "console.error('probe'); const s = document.createElement('script'); s.textContent = 'window.x = 1'; document.body.append(s);",
+        &[],
+    );
+    let seen = b.console();
+    assert!(
+        seen.iter()
+            .any(|m| m["message"].as_str().unwrap_or_default().contains("probe")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|m| m["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Content Security Policy")),
+        "{seen:?}"
+    );
+    b.goto(&app.url("/staff/"));
+
+    let check = |page: &str| {
+        let problems = b.accessibility_problems();
+        assert!(problems.is_empty(), "{page}: {problems:#?}");
+    };
+    b.find("input[name=username]");
+    // The checker itself finds what it looks for.
+    b.execute(
+        "const p = document.createElement('p'); p.id = 'pale'; p.textContent = 'pale words'; p.style.color = '#b0b0b0'; \
+         const i = document.createElement('input'); i.id = 'bare'; document.querySelector('main').append(p, i);",
+        &[],
+    );
+    let planted = b.accessibility_problems();
+    assert!(
+        planted.iter().any(|p| p.contains("pale words")),
+        "{planted:?}"
+    );
+    assert!(
+        planted.iter().any(|p| p.starts_with("unlabelled INPUT")),
+        "{planted:?}"
+    );
+    b.execute(
+        "document.getElementById('pale').remove(); document.getElementById('bare').remove();",
+        &[],
+    );
+    b.screenshot("staff-0-sign-in");
+    check("staff sign-in");
+    b.fill("input[name=username]", CASEY.0);
+    b.fill("input[name=password]", CASEY.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("Showing 1 to 7 of 7 rows");
+    b.wait_text("Zz<b>Bold</b>, <img src=x onerror=alert(1)>");
+    let injected: i64 = b
+        .execute(
+            "return document.querySelectorAll('main img, main b').length",
+            &[],
+        )
+        .as_i64()
+        .unwrap();
+    assert_eq!(injected, 0, "user data became HTML");
+    check("my caseload");
+    b.click_text("button.name", "Doe, Jane");
+    b.wait_text("Check this email address.");
+    check("caseload with the email warning");
+    b.click_text(".strip a", "Client Information");
+    b.wait_text("Client details");
+    b.click_text("summary", "Other ways");
+    check("client information");
+    b.goto(&app.url("/portal/"));
+    b.find("input[name=username]");
+    b.screenshot("portal-0-sign-in");
+    check("portal sign-in");
+    b.goto(&app.url("/dev/mailbox"));
+    b.wait_text("Local only.");
+    check("local mailbox");
     b.assert_clean_console();
 }

@@ -385,9 +385,24 @@ impl Browser {
     /// The console messages since the last call (errors, CSP violations, warnings, logs).
     pub fn console(&self) -> Vec<Value> {
         self.session("POST", "/se/log", Some(&json!({ "type": "browser" })))
-            .ok()
-            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_else(|e| panic!("read the browser's console: {e:#}"))
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("the browser's console log is not a list"))
+    }
+
+    /// Problems a person relying on assistive technology or on contrast would meet on the
+    /// current page: form fields without a label, and text under WCAG 2.2 AA contrast
+    /// (4.5:1, or 3:1 for large text) against its background.
+    pub fn accessibility_problems(&self) -> Vec<String> {
+        let found = self.execute(ACCESSIBILITY_CHECK, &[]);
+        found
+            .as_array()
+            .cloned()
             .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
     }
 
     /// Fails when the browser reported an error or a Content-Security-Policy violation.
@@ -421,3 +436,36 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// Runs in the page: unlabelled fields and low-contrast text, as sentences.
+const ACCESSIBILITY_CHECK: &str = r#"
+const problems = [];
+const visible = (e) => { const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
+  return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+for (const e of document.querySelectorAll('input, select, textarea')) {
+  if (!visible(e) || e.type === 'hidden') continue;
+  const label = (e.id && document.querySelector(`label[for="${e.id}"]`)) || e.closest('label');
+  if (!label && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')) problems.push(`unlabelled ${e.tagName} ${e.name}`);
+}
+const rgb = (c) => { const m = c.match(/[\d.]+/g) || [0, 0, 0, 0]; return m.map(Number).concat(m.length < 4 ? [1] : []); };
+const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+const background = (e) => { for (let n = e; n; n = n.parentElement) { const c = rgb(getComputedStyle(n).backgroundColor);
+  if (c[3] > 0.5) return c; } return [255, 255, 255, 1]; };
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const seen = new Set();
+while (walker.nextNode()) {
+  const e = walker.currentNode.parentElement;
+  if (!e || seen.has(e) || !walker.currentNode.textContent.trim() || !visible(e)) continue;
+  if (e.closest('[disabled]')) continue;
+  seen.add(e);
+  const s = getComputedStyle(e);
+  const fg = rgb(s.color), bg = background(e);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+  const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  if (ratio < need) problems.push(`contrast ${ratio.toFixed(2)} < ${need} for "${walker.currentNode.textContent.trim().slice(0, 40)}"`);
+}
+return problems;
+"#;
