@@ -115,6 +115,17 @@ fn staff_name(db: &dyn Db, id: i64) -> Result<String, StorageError> {
         .unwrap_or_else(|| "Someone".into()))
 }
 
+/// The client's portal username, if the client has an account.
+fn portal_username(db: &dyn Db, client_id: i64) -> Result<Option<String>, StorageError> {
+    Ok(db
+        .execute(
+            "SELECT username FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
+            &[client_id.into()],
+        )?
+        .first()
+        .and_then(|r| r.text(0).map(str::to_string)))
+}
+
 /// Whether another client's portal account already uses (or is about to use) `username`.
 fn username_taken(db: &dyn Db, client_id: i64, username: &str) -> Result<bool, StorageError> {
     Ok(db
@@ -148,13 +159,7 @@ fn choose_username(
     {
         return Ok(email.to_string());
     }
-    let current = db
-        .execute(
-            "SELECT username FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
-            &[client_id.into()],
-        )?
-        .first()
-        .and_then(|r| r.text(0).map(str::to_string));
+    let current = portal_username(db, client_id)?;
     if let Some(current) = current {
         return Ok(current);
     }
@@ -201,14 +206,7 @@ fn install_credential(
         kind: AccountKind::Client,
         id: client_id,
     };
-    let previous = ctx
-        .db
-        .execute(
-            "SELECT username FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
-            &[client_id.into()],
-        )?
-        .first()
-        .and_then(|r| r.text(0).map(str::to_string));
+    let previous = portal_username(ctx.db, client_id)?;
     let params = [
         username.into(),
         phc.into(),
@@ -735,14 +733,7 @@ pub fn set_password(
     }
     let password = Password::new(req.password.clone());
     let now = ctx.clock.now().as_second();
-    let current_username = ctx
-        .db
-        .execute(
-            "SELECT username FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
-            &[client_id.into()],
-        )?
-        .first()
-        .and_then(|r| r.text(0).map(str::to_string));
+    let current_username = portal_username(ctx.db, client_id)?;
     let mut words: Vec<String> = vec![client.first_name.clone(), client.last_name.clone()];
     for address in [client.email.clone(), current_username]
         .into_iter()

@@ -1,6 +1,6 @@
 // The new-password fields, with a live hint of the rules as the person types.
 
-import { h, field } from "/js/dom.js";
+import { h, field, busy, clearErrors, showError } from "/js/dom.js";
 
 /** The new-password fields with a live hint of the rules. */
 export function passwordRules(minLength, temporary) {
@@ -33,3 +33,30 @@ export function passwordRules(minLength, temporary) {
   return { parts: [pass.wrap, again.wrap, hint], pass, again, ok };
 }
 
+
+/**
+ * A card with the new-password fields and its button. `save(password)` sends it (throwing an
+ * ApiError on refusal); `done()` runs after it succeeds. `onError(error, form)` may handle an
+ * error itself by answering true; other errors show on the form, next to their field.
+ */
+export function newPasswordForm({ minLength, temporary, label, save, done, onError }) {
+  const rules = passwordRules(minLength, temporary);
+  const button = h("button", { type: "submit" }, label);
+  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (rules.pass.input.value !== rules.again.input.value) {
+      showError(form, { field: "new_password_again", message: "The two entries are not the same." });
+      return;
+    }
+    try {
+      await busy(button, () => save(rules.pass.input.value));
+    } catch (error) {
+      if (!(onError && onError(error, form))) showError(form, error);
+      return;
+    }
+    await done();
+  });
+  return form;
+}

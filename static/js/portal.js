@@ -2,7 +2,7 @@
 // choosing a new password from the emailed link, and the client's own home page.
 
 import { api } from "/js/api.js";
-import { passwordRules } from "/js/password.js";
+import { newPasswordForm } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, usDate, page,
 } from "/js/dom.js";
@@ -52,24 +52,20 @@ function signIn(notice) {
 }
 
 function forcedChange(answer, temporary) {
-  const rules = passwordRules(answer.min_length || 15, temporary);
-  const button = h("button", { type: "submit" }, "Save my new password");
-  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (rules.pass.input.value !== rules.again.input.value) {
-      return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
-    }
-    try {
-      await busy(button, () => api("POST", "/api/auth/change-password",
-        { change_token: answer.change_token, new_password: rules.pass.input.value }));
+  const form = newPasswordForm({
+    minLength: answer.min_length || 15,
+    temporary,
+    label: "Save my new password",
+    save: (password) => api("POST", "/api/auth/change-password", { change_token: answer.change_token, new_password: password }),
+    done: async () => {
       announce("Your new password is saved.");
       await start();
-    } catch (error) {
-      if (error.code === "invalid_change_token") return signIn("That step took too long. Sign in again with your temporary password.");
-      showError(form, error);
-    }
+    },
+    onError: (error) => {
+      if (error.code !== "invalid_change_token") return false;
+      signIn("That step took too long. Sign in again with your temporary password.");
+      return true;
+    },
   });
   page("Choose your new password",
     h("p", {}, "You signed in with a temporary password. Choose a password of your own to continue; you will use it from now on."),
@@ -114,26 +110,18 @@ async function resetFromLink() {
   try {
     minLength = (await api("GET", "/api/auth/password-rules")).min_length;
   } catch { /* the server checks the rules anyway */ }
-  const rules = passwordRules(minLength);
-  const button = h("button", { type: "submit" }, "Save my new password");
-  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (rules.pass.input.value !== rules.again.input.value) {
-      return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
-    }
-    try {
-      await busy(button, () => api("POST", "/api/auth/reset", { token, new_password: rules.pass.input.value }));
-      location.assign("/portal/");
-    } catch (error) {
-      if (error.code === "invalid_reset_token") {
-        form.replaceWith(h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" }, error.message),
-          h("p", {}, h("a", { href: "/portal/#/forgot" }, "Ask for a new link")));
-        return;
-      }
-      showError(form, error);
-    }
+  const form = newPasswordForm({
+    minLength,
+    label: "Save my new password",
+    save: (password) => api("POST", "/api/auth/reset", { token, new_password: password }),
+    done: () => location.assign("/portal/"),
+    onError: (error, shown) => {
+      if (error.code !== "invalid_reset_token") return false;
+      const note = h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" }, error.message);
+      shown.replaceWith(note, h("p", {}, h("a", { href: "/portal/#/forgot" }, "Ask for a new link")));
+      note.focus();
+      return true;
+    },
   });
   page("Choose a new password", h("p", {}, "Choose the password you will sign in with from now on."), form);
 }

@@ -2,7 +2,7 @@
 // staff management for administrators. Views are chosen by the URL's hash.
 
 import { api } from "/js/api.js";
-import { passwordRules } from "/js/password.js";
+import { newPasswordForm } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
 } from "/js/dom.js";
@@ -101,24 +101,20 @@ function signIn() {
 }
 
 function forcedChange(answer, temporary) {
-  const rules = passwordRules(answer.min_length || 15, temporary);
-  const button = h("button", { type: "submit" }, "Save new password");
-  const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (rules.pass.input.value !== rules.again.input.value) {
-      return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
-    }
-    try {
-      await busy(button, () => api("POST", "/api/auth/change-password",
-        { change_token: answer.change_token, new_password: rules.pass.input.value }));
+  const form = newPasswordForm({
+    minLength: answer.min_length || 15,
+    temporary,
+    label: "Save new password",
+    save: (password) => api("POST", "/api/auth/change-password", { change_token: answer.change_token, new_password: password }),
+    done: async () => {
       announce("Your new password is saved.");
       await start();
-    } catch (error) {
-      if (error.code === "invalid_change_token") return signIn();
-      showError(form, error);
-    }
+    },
+    onError: (error) => {
+      if (error.code !== "invalid_change_token") return false;
+      signIn();
+      return true;
+    },
   });
   page("Choose a new password",
     h("p", {}, "You signed in with a temporary password. Choose your own to continue."), form);

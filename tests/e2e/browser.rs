@@ -6,29 +6,15 @@
 use caseport_tests::demo::{ADMIN, CASEY};
 use caseport_tests::fake_mail::temporary_password_in;
 use caseport_tests::webdriver::{Browser, keys};
-use caseport_tests::{Server, Staff, Up};
+use caseport_tests::{Server, Staff};
 use serde_json::{Value, json};
 
 fn demo() -> Server {
-    let app = Up::caseport()
-        .variable("demo_data", "true")
-        .start()
-        .unwrap();
-    assert_eq!(app.get("/api/auth/me").status, 401);
-    app
+    caseport_tests::demo_app()
 }
 
 fn client_id(app: &Server, first: &str) -> i64 {
-    use caseport_shared::ports::Db;
-    app.db()
-        .execute(
-            "SELECT id FROM clients WHERE first_name = ?",
-            &[first.into()],
-        )
-        .unwrap()
-        .first()
-        .and_then(|r| r.int(0))
-        .unwrap()
+    app.client_id(first)
 }
 
 fn mailbox(app: &Server) -> Vec<Value> {
@@ -195,6 +181,24 @@ fn the_office_practicum_ways_show_once_and_set_password() {
     b.fill("input[name=password]", ADMIN.1);
     b.click_text("button", "Sign in");
     b.wait_text("Showing");
+    // Administrators see every client, and add one.
+    b.click_text("button", "Show All Clients");
+    b.wait_text("All Clients");
+    b.wait_text("Appletop, Allison");
+    b.click_text("button", "Add Client");
+    b.fill("input[name=first_name]", "Nora");
+    b.fill("input[name=last_name]", "Newkid");
+    b.fill("input[name=email]", "nora.parent@example.com");
+    b.click_text("form button[type=submit]", "Add Client");
+    b.wait_text("Date of Birth");
+    b.wait_text("Enter the date of birth");
+    b.execute(
+        "document.querySelector('input[name=dob]').value = '2016-04-09'",
+        &[],
+    );
+    b.click_text("form button[type=submit]", "Add Client");
+    b.wait_text("Selected Client: Newkid, Nora");
+    b.wait_text("Email: nora.parent@example.com");
 
     // Show once: the password appears in the dialog, and nowhere after it closes.
     b.goto(&app.url(&format!("/staff/#/client/{allison}")));

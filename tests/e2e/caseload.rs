@@ -10,12 +10,7 @@ use caseport_tests::{Reply, Server, Staff, Up};
 use serde_json::{Value, json};
 
 fn demo() -> Server {
-    let app = Up::caseport()
-        .variable("demo_data", "true")
-        .start()
-        .unwrap();
-    assert_eq!(app.get("/api/auth/me").status, 401);
-    app
+    caseport_tests::demo_app()
 }
 
 /// Age on today's UTC date, computed here independently of the code under test.

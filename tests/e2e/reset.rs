@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use caseport_shared::ports::Db;
 use caseport_tests::demo::{ADMIN, CASEY, ROBIN};
 use caseport_tests::fake_mail::{Act, FakeMail, Kind, temporary_password_in};
 use caseport_tests::{Reply, Server, Staff, Up};
@@ -39,17 +38,7 @@ fn with_provider(fake: &FakeMail) -> Up {
 }
 
 fn client_id(app: &Server, first: &str) -> i64 {
-    // Any API request brings the schema and the demo data in.
-    assert_eq!(app.get("/api/auth/me").status, 401);
-    app.db()
-        .execute(
-            "SELECT id FROM clients WHERE first_name = ?",
-            &[first.into()],
-        )
-        .unwrap()
-        .first()
-        .and_then(|r| r.int(0))
-        .unwrap()
+    app.client_id(first)
 }
 
 fn portal_login(app: &Server, username: &str, password: &str) -> Reply {

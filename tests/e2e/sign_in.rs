@@ -14,13 +14,7 @@ use caseport_tests::{Reply, Server, Up};
 use serde_json::json;
 
 fn demo() -> Server {
-    let app = Up::caseport()
-        .variable("demo_data", "true")
-        .start()
-        .unwrap();
-    // The first request migrates and loads the demo data.
-    assert_eq!(app.get("/api/auth/me").status, 401);
-    app
+    caseport_tests::demo_app()
 }
 
 fn login(app: &Server, realm: &str, username: &str, password: &str) -> Reply {

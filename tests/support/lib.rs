@@ -582,3 +582,31 @@ impl<'a> Staff<'a> {
             .call(method, path, Some(body), &[("cookie", &self.cookie)])
     }
 }
+
+/// Caseport with the demo data, schema and data already in place (the first request
+/// migrates and loads them).
+pub fn demo_app() -> Server {
+    let app = Up::caseport()
+        .variable("demo_data", "true")
+        .start()
+        .unwrap_or_else(|e| panic!("start caseport: {e:#}"));
+    assert_eq!(app.get("/api/auth/me").status, 401);
+    app
+}
+
+impl Server {
+    /// The id of the (demo) client with this first name.
+    pub fn client_id(&self, first_name: &str) -> i64 {
+        use caseport_shared::ports::Db;
+        // Any API request brings the schema and the demo data in.
+        let _ = self.get("/api/auth/me");
+        self.db()
+            .execute(
+                "SELECT id FROM clients WHERE first_name = ?",
+                &[first_name.into()],
+            )
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.int(0)))
+            .unwrap_or_else(|| panic!("no client named {first_name}"))
+    }
+}
