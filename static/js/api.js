@@ -41,6 +41,11 @@ export async function api(method, path, body) {
   }
   if (response.ok) return data || {};
   const error = data && data.error;
+  if (response.status === 401 && error && error.code === "not_signed_in" && path !== "/api/auth/me") {
+    // The session ended (idle, absolute limit, or revoked by a password change): the page
+    // goes back to its sign-in form.
+    window.dispatchEvent(new CustomEvent("caseport:signed-out"));
+  }
   const message = (error && error.message)
     || FALLBACK[response.status]
     || `Caseport answered ${response.status}. Try again.`;

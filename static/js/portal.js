@@ -23,6 +23,7 @@ async function start() {
 }
 
 window.addEventListener("hashchange", () => { if (document.body.dataset.view !== "reset") start(); });
+window.addEventListener("caseport:signed-out", () => signIn("Your session has ended. Sign in again."));
 
 function signIn(notice) {
   nav.replaceChildren();

@@ -46,6 +46,12 @@ async function start() {
 }
 
 window.addEventListener("hashchange", () => { if (me) route(); });
+window.addEventListener("caseport:signed-out", () => {
+  if (!me) return;
+  me = null;
+  signIn();
+  announce("Your session has ended. Sign in again.");
+});
 
 function route() {
   const match = location.hash.match(/^#\/client\/(\d+)$/);

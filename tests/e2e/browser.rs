@@ -246,6 +246,16 @@ fn the_office_practicum_ways_show_once_and_set_password() {
     b.wait_text("Add a staff member");
     b.wait_text("casey.manager@example.org");
     b.screenshot("op-3-staff");
+    // The session ends elsewhere (here: signed out by another tab): the next call brings
+    // the sign-in form back instead of a dead page.
+    let status = b.execute(
+        "return fetch('/api/auth/logout', { method: 'POST' }).then((r) => r.status)",
+        &[],
+    );
+    assert_eq!(status, 204);
+    b.click_text("nav a", "My Caseload");
+    b.wait_text("Staff sign-in");
+    b.find("input[name=username]");
     b.assert_clean_console();
     let signed = app.post(
         "/api/auth/login",
