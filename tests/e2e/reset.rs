@@ -118,6 +118,14 @@ fn scenario_one_casey_resets_janes_password_by_email() {
     let jane = client_id(&app, "Jane");
     let old = own_password(&app, jane, "violet garden passphrase");
     assert_eq!(old, "jdoe123@hotmail1.cmo");
+    let janes_session = portal_login(&app, &old, "violet garden passphrase")
+        .session_cookie()
+        .unwrap();
+    let me = |cookie: &str| {
+        app.call("GET", "/api/auth/me", None, &[("cookie", cookie)])
+            .status
+    };
+    assert_eq!(me(&janes_session), 200);
     let casey = Staff::sign_in(&app, CASEY);
 
     // The mistyped address is caught before anything is sent.
@@ -142,7 +150,8 @@ fn scenario_one_casey_resets_janes_password_by_email() {
     assert_eq!(body["sent_to"], "j***@hotmail.com");
     assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
 
-    // Jane's old password failed from the moment the new one was sent.
+    // Jane's old password failed from the moment the new one was sent, and her session ended.
+    assert_eq!(me(&janes_session), 401);
     assert_eq!(
         code(&portal_login(&app, &old, "violet garden passphrase")),
         "invalid_credentials"
