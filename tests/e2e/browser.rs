@@ -138,7 +138,14 @@ fn scenario_two_forgot_password_through_the_emailed_link() {
     b.click_text("button", "Email me a link");
     b.wait_text("a link to choose a new password is on its way");
     b.screenshot("scenario2-1-forgot");
-    let mail = mailbox(&app);
+    let mut mail = mailbox(&app);
+    for _ in 0..200 {
+        if !mail.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        mail = mailbox(&app);
+    }
     assert_eq!(mail.len(), 1, "{mail:?}");
     let text = mail[0]["text"].as_str().unwrap();
     let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();

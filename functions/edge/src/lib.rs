@@ -11,7 +11,7 @@ use caseport_shared::security_headers::SECURITY_HEADERS;
 use caseport_shared::settings::Settings;
 use caseport_shared::{auth, demo, schema};
 use serde::Serialize;
-use spin_sdk::http::{Request, Response, ResponseBuilder};
+use spin_sdk::http::{OutgoingResponse, Request, Response, ResponseBuilder, ResponseOutparam};
 use spin_sdk::{key_value, sqlite, variables};
 
 /// The name of the session cookie.
@@ -257,4 +257,24 @@ pub fn error(e: &ApiError) -> Response {
         b.header("retry-after", seconds.to_string());
     }
     b.body(e.to_json()).build()
+}
+
+/// Hands `response` to the client through `out` and returns, so a handler can go on working
+/// after the client has its answer (the host keeps the instance until the handler returns).
+pub async fn send(out: ResponseOutparam, response: Response) {
+    let body = response.body().to_vec();
+    let status = *response.status();
+    let outgoing = match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => outgoing,
+        Err(e) => {
+            eprintln!("could not form a {status} response: {e}");
+            let fallback = OutgoingResponse::new(spin_sdk::http::Fields::new());
+            let _ = fallback.set_status_code(500);
+            out.set(fallback);
+            return;
+        }
+    };
+    if let Err(e) = out.set_with_body(outgoing, body).await {
+        eprintln!("the client went away before the answer was sent: {e:?}");
+    }
 }

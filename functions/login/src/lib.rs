@@ -11,15 +11,51 @@ use caseport_shared::api_error::ApiError;
 use caseport_shared::auth::{self, SignIn};
 use caseport_shared::reset;
 use serde_json::json;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: Request) -> Response {
-    caseport_edge::respond(answer(&req))
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    let req = match Request::try_from_incoming_request(incoming).await {
+        Ok(req) => req,
+        Err(_) => {
+            let unreadable = ApiError::new(
+                400,
+                "bad_request",
+                "The request could not be read; send it again.",
+            );
+            return caseport_edge::send(out, caseport_edge::error(&unreadable)).await;
+        }
+    };
+    let mut links = Vec::new();
+    let response = caseport_edge::respond(answer(&req, &mut links));
+    caseport_edge::send(out, response).await;
+    // Forgot password: the answer is already out, the same for a known and an unknown
+    // address and as quick; the links are emailed now.
+    if !links.is_empty() {
+        email_links(&links);
+    }
 }
 
-fn answer(req: &Request) -> Result<Response, ApiError> {
+/// Emails forgot-password links; a failure is recorded on its delivery and logged.
+fn email_links(links: &[auth::ResetLink]) {
+    let sent = Env::open().and_then(|env| {
+        let mail = env.mail()?;
+        for link in links {
+            reset::send_reset_link(&env.ctx(), &mail, &WasiTransport, link)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = sent {
+        eprintln!(
+            "forgot password: the reset link could not be sent: {}",
+            e.message
+        );
+    }
+}
+
+fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, ApiError> {
     let path = req.path().trim_end_matches('/');
     let is_post = matches!(req.method(), Method::Post);
     let known = [
@@ -101,15 +137,7 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         ),
         "/api/auth/forgot" => {
             let body: auth::ForgotRequest = incoming.json()?;
-            let links = auth::forgot(&ctx, &body, &client_addr(req))?;
-            if !links.is_empty() {
-                let mail = env.mail()?;
-                for link in &links {
-                    // A failed send is recorded on the delivery; the answer stays the same,
-                    // so it says nothing about whether the address has an account.
-                    reset::send_reset_link(&ctx, &mail, &WasiTransport, link)?;
-                }
-            }
+            links.extend(auth::forgot(&ctx, &body, &client_addr(req))?);
             json(
                 202,
                 &json!({
