@@ -595,6 +595,54 @@ pub fn temporary_password_email(
     }
 }
 
+/// The email that gives a new staff member their temporary password for the staff console.
+pub fn staff_welcome_email(
+    settings: &MailSettings,
+    to: &Email,
+    name: &str,
+    password: &Password,
+    expires: &str,
+    delivery_id: &str,
+) -> Message {
+    let clinic = &settings.clinic_name;
+    let url = format!("{}/staff/", settings.portal_url);
+    let text = format!(
+        "Hello {name},\n\nAn administrator of {clinic} has given you a Caseport staff account.\n\n\
+         Sign in at: {url}\nUsername: {to}\nTemporary password: {}\n\n\
+         It works until {expires}. When you sign in, you will choose a password of your own.\n",
+        password.expose(),
+        to = to.as_ref()
+    );
+    let e = html_escape;
+    let html = wrap_html(
+        settings,
+        &[
+            format!(
+                "<p>Hello {},</p><p>An administrator of {} has given you a Caseport staff account.</p>",
+                e(name),
+                e(clinic)
+            ),
+            format!(
+                "<p>Sign in at: <a href=\"{0}\">{0}</a><br>Username: <strong>{1}</strong><br>Temporary password: <strong style=\"font-family:monospace;font-size:18px\">{2}</strong></p>",
+                e(&url),
+                e(to.as_ref()),
+                e(password.expose())
+            ),
+            format!(
+                "<p>It works until {}. When you sign in, you will choose a password of your own.</p>",
+                e(expires)
+            ),
+        ],
+    );
+    Message {
+        to: to.clone(),
+        subject: format!("Your Caseport staff account at {clinic}"),
+        text: Zeroizing::new(text),
+        html,
+        delivery_id: delivery_id.to_string(),
+    }
+}
+
 /// The email with a link to choose a new password (forgot password).
 pub fn reset_link_email(
     settings: &MailSettings,

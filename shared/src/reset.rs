@@ -892,38 +892,43 @@ pub fn last_reset(
     }))
 }
 
-/// Emails a forgot-password link; records the delivery, never the link.
-pub fn send_reset_link(
+/// What a recorded send is for, as `mail_deliveries` and the audit log name it.
+pub struct Recorded<'a> {
+    /// `temporary_password` or `reset_link`.
+    pub purpose: &'static str,
+    pub client_id: Option<i64>,
+    pub to: &'a Email,
+    /// The audit subject (`client:…`, `staff:…`) and actor.
+    pub subject: &'a str,
+    pub actor: &'a str,
+    /// The audit actions of a sent and of a failed email.
+    pub sent_action: &'static str,
+    pub failed_action: &'static str,
+}
+
+/// Sends one email and records it in `mail_deliveries` (to whom, the provider's id, the
+/// outcome — never the content) and in the audit log. `compose` gets the delivery's id.
+pub fn send_recorded(
     ctx: &Ctx<'_>,
     mail: &MailSettings,
     transport: &dyn Transport,
-    link: &crate::auth::ResetLink,
-) -> Result<(), StorageError> {
+    what: &Recorded<'_>,
+    compose: impl FnOnce(&str) -> mail::Message,
+) -> Result<Result<mail::Sent, mail::Failure>, StorageError> {
     let public_id = new_public_id()?;
     let now = ctx.clock.now().to_string();
-    let subject = link.account.label();
     let delivery_id = transaction(ctx.db, || {
         ctx.db
             .execute(
                 "INSERT INTO mail_deliveries (public_id, client_id, purpose, provider, to_address, status, created_at, updated_at)
-                 VALUES (?, ?, 'reset_link', ?, ?, 'sending', ?, ?) RETURNING id",
-                &[public_id.as_str().into(), link.account.id.into(), mail.provider.as_str().into(), link.email.as_ref().into(), now.as_str().into(), now.as_str().into()],
+                 VALUES (?, ?, ?, ?, ?, 'sending', ?, ?) RETURNING id",
+                &[public_id.as_str().into(), what.client_id.into(), what.purpose.into(), mail.provider.as_str().into(), what.to.as_ref().into(), now.as_str().into(), now.as_str().into()],
             )?
             .first()
             .and_then(|r| r.int(0))
             .ok_or_else(|| StorageError("no delivery id".into()))
     })?;
-    let minutes = (link.expires_at - ctx.clock.now().as_second())
-        .div_euclid(60)
-        .max(1);
-    let message = mail::reset_link_email(
-        mail,
-        &link.email,
-        &link.username,
-        link.token.expose(),
-        minutes,
-        &public_id,
-    );
+    let message = compose(&public_id);
     let sent = mail::deliver(transport, mail, &message);
     drop(message);
     let later = ctx.clock.now().to_string();
@@ -941,16 +946,50 @@ pub fn send_reset_link(
         audit::record(
             ctx.db,
             ctx.clock,
-            "system",
+            what.actor,
             if sent.is_ok() {
-                "reset_link_sent"
+                what.sent_action
             } else {
-                "reset_link_failed"
+                what.failed_action
             },
-            Some(&subject),
-            json!({ "delivery_id": public_id, "sent_to": link.email.as_ref(), "reason": sent.as_ref().err().map(|f| f.reason.clone()) }),
+            Some(what.subject),
+            json!({ "delivery_id": public_id, "sent_to": what.to.as_ref(), "reason": sent.as_ref().err().map(|f| f.reason.clone()) }),
+        )
+    })?;
+    Ok(sent)
+}
+
+/// Emails a forgot-password link; records the delivery, never the link.
+pub fn send_reset_link(
+    ctx: &Ctx<'_>,
+    mail: &MailSettings,
+    transport: &dyn Transport,
+    link: &crate::auth::ResetLink,
+) -> Result<(), StorageError> {
+    let subject = link.account.label();
+    let minutes = (link.expires_at - ctx.clock.now().as_second())
+        .div_euclid(60)
+        .max(1);
+    let what = Recorded {
+        purpose: "reset_link",
+        client_id: Some(link.account.id),
+        to: &link.email,
+        subject: &subject,
+        actor: "system",
+        sent_action: "reset_link_sent",
+        failed_action: "reset_link_failed",
+    };
+    send_recorded(ctx, mail, transport, &what, |public_id| {
+        mail::reset_link_email(
+            mail,
+            &link.email,
+            &link.username,
+            link.token.expose(),
+            minutes,
+            public_id,
         )
     })
+    .map(drop)
 }
 
 /// What a webhook call changed.

@@ -214,3 +214,62 @@ pub fn assign(
         json!({ "client_id": client, "staff_id": a.staff_id, "role": case_role, "date_assigned": today }),
     )
 }
+
+/// What `POST /api/staff` answers about the temporary password.
+pub enum Handed {
+    /// Emailed to the new staff member (the address masked).
+    Emailed { sent_to: String },
+    /// The email failed: the administrator gets the password once, with the reason.
+    Shown {
+        temporary_password: Password,
+        reason: String,
+    },
+}
+
+/// Emails a new staff member their temporary password; if the email fails, hands it back to
+/// show once instead, so the account is never left without a way in.
+pub fn email_temporary_password(
+    ctx: &Ctx<'_>,
+    mail: &crate::mail::MailSettings,
+    transport: &dyn crate::mail::Transport,
+    admin: Account,
+    added: Added,
+) -> Result<(StaffView, Handed, String), ApiError> {
+    let to = Email::parse(&added.staff.email).map_err(|_| ApiError::internal())?;
+    let subject = format!("staff:{}", added.staff.id);
+    let actor = admin.label();
+    let expires_human = added
+        .expires_at
+        .parse::<jiff::Timestamp>()
+        .map(|t| crate::mail::human_time(t, &ctx.settings.clinic_timezone))
+        .unwrap_or_else(|_| added.expires_at.clone());
+    let what = crate::reset::Recorded {
+        purpose: "temporary_password",
+        client_id: None,
+        to: &to,
+        subject: &subject,
+        actor: &actor,
+        sent_action: "staff_password_emailed",
+        failed_action: "staff_password_email_failed",
+    };
+    let sent = crate::reset::send_recorded(ctx, mail, transport, &what, |public_id| {
+        crate::mail::staff_welcome_email(
+            mail,
+            &to,
+            &added.staff.display_name,
+            &added.temporary_password,
+            &expires_human,
+            public_id,
+        )
+    })?;
+    let handed = match sent {
+        Ok(_) => Handed::Emailed {
+            sent_to: crate::mail::masked(&to),
+        },
+        Err(failure) => Handed::Shown {
+            temporary_password: added.temporary_password,
+            reason: failure.reason,
+        },
+    };
+    Ok((added.staff, handed, added.expires_at))
+}

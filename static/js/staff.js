@@ -593,11 +593,20 @@ async function staffPage() {
     try {
       const answer = await busy(save, () => api("POST", "/api/staff",
         { email: fields[0].input.value.trim(), display_name: fields[1].input.value.trim(), role: role.value }));
+      if (answer.delivery === "email") {
+        await staffPage();
+        const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, h("strong", {}, "Added. "),
+          `${answer.staff.display_name}'s temporary password was emailed to ${answer.sent_to}; it works until ${when(answer.expires_at)}. They choose their own at the first sign-in.`);
+        document.querySelector("main h1").after(done);
+        done.focus();
+        return;
+      }
       const close = h("button", { type: "button", class: "primary" }, "I have passed it on");
       close.addEventListener("click", () => dialog.close());
       dialog.onclose = () => staffPage();
       replace(dialog, h("h2", { id: "dialog-title" }, "Temporary password"),
-        h("p", {}, `Give ${answer.staff.display_name} this temporary password; it is shown only once. They choose their own at the first sign-in.`),
+        h("p", { class: "alert alert-warn" }, `The email could not be sent: ${answer.mail_error}`),
+        h("p", {}, `Give ${answer.staff.display_name} this temporary password instead; it is shown only once. They choose their own at the first sign-in.`),
         h("dl", { class: "facts big" }, h("dt", {}, "Username"), h("dd", { class: "secret" }, answer.staff.email),
           h("dt", {}, "Temporary password"), h("dd", { class: "secret" }, answer.temporary_password),
           h("dt", {}, "Works until"), h("dd", {}, when(answer.expires_at))),

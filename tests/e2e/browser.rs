@@ -252,6 +252,10 @@ fn the_office_practicum_ways_show_once_and_set_password() {
     b.goto(&app.url("/staff/#/staff"));
     b.wait_text("Add a staff member");
     b.wait_text("casey.manager@example.org");
+    b.fill("input[name=email]", "sam.new@example.org");
+    b.fill("input[name=display_name]", "Sam New");
+    b.click_text("button", "Add staff member");
+    b.wait_text("Sam New's temporary password was emailed to s***@example.org");
     b.screenshot("op-3-staff");
     // The session ends elsewhere (here: signed out by another tab): the next call brings
     // the sign-in form back instead of a dead page.

@@ -478,10 +478,18 @@ fn administrators_manage_staff_and_assignments() {
     let added = admin.send("POST", "/api/staff", &json!({ "email": "sam.new@example.org", "display_name": "Sam New", "role": "case_manager" }));
     assert_eq!(added.status, 201, "{}", added.body);
     assert_eq!(added.header("cache-control"), Some("no-store"));
-    let temp = added.json()["temporary_password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The temporary password is emailed (here to the local mailbox), not answered.
+    assert_eq!(added.json()["delivery"], "email");
+    assert_eq!(added.json()["sent_to"], "s***@example.org");
+    assert!(!added.body.contains("temporary_password"));
+    let mail = app.get("/dev/mailbox/api/messages").json()["messages"].clone();
+    assert_eq!(mail[0]["to"], "sam.new@example.org");
+    let text = mail[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("/staff/") && text.contains("Hello Sam New"),
+        "{text}"
+    );
+    let temp = caseport_tests::fake_mail::temporary_password_in(text).unwrap();
     let sam_id = added.json()["staff"]["id"].as_i64().unwrap();
     let dup = admin.send(
         "POST",

@@ -886,3 +886,50 @@ fn forgot_password_answers_without_waiting_for_the_provider() {
     );
     assert_eq!(fake.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_new_staff_members_password_is_emailed_or_shown_once_if_the_email_fails() {
+    let fake = FakeMail::start(Kind::SendGrid, TOKEN).unwrap();
+    let app = with_provider(&fake).start().unwrap();
+    let admin = Staff::sign_in(&app, ADMIN);
+    let add = |email: &str| {
+        admin.send(
+            "POST",
+            "/api/staff",
+            &json!({ "email": email, "display_name": "Sam New", "role": "case_manager" }),
+        )
+    };
+    let emailed = add("sam.new@example.org");
+    assert_eq!(emailed.status, 201, "{}", emailed.body);
+    assert_eq!(emailed.json()["delivery"], "email");
+    assert!(emailed.json().get("temporary_password").is_none());
+    assert_eq!(fake.to(0), "sam.new@example.org");
+    assert!(
+        fake.text(0)
+            .contains("https://portal.sunrise.example/staff/")
+    );
+    let first = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "staff", "username": "sam.new@example.org", "password": fake.password(0) }),
+    );
+    assert_eq!(first.json()["status"], "password_change_required");
+
+    fake.then(Act::InvalidAddress);
+    let shown = add("robin.two@example.org");
+    assert_eq!(shown.status, 201, "{}", shown.body);
+    let body = shown.json();
+    assert_eq!(body["delivery"], "display");
+    assert!(
+        body["mail_error"]
+            .as_str()
+            .unwrap()
+            .contains("Does not contain a valid address.")
+    );
+    let temporary = body["temporary_password"].as_str().unwrap();
+    let first = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "staff", "username": "robin.two@example.org", "password": temporary }),
+    );
+    assert_eq!(first.json()["status"], "password_change_required");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}

@@ -5,6 +5,7 @@
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
+use caseport_edge::outbound::WasiTransport;
 use caseport_edge::{Env, client_id, incoming, json, session_token};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::{auth, caseload, staff};
@@ -50,15 +51,30 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         "staff_list" => json(200, &json!({ "staff": staff::list(&ctx, role)? })),
         "staff_add" => {
             let body: staff::NewStaff = incoming.json()?;
+            // Read before adding: a misconfigured provider refuses before anything changes.
+            let mail = env.mail()?;
             let added = staff::add(&ctx, me, role, &body)?;
-            json(
-                201,
-                &json!({
-                    "staff": added.staff,
-                    "temporary_password": added.temporary_password.expose(),
-                    "expires_at": added.expires_at,
+            let (member, handed, expires_at) =
+                staff::email_temporary_password(&ctx, &mail, &WasiTransport, me, added)?;
+            let body = match handed {
+                staff::Handed::Emailed { sent_to } => json!({
+                    "staff": member,
+                    "delivery": "email",
+                    "sent_to": sent_to,
+                    "expires_at": expires_at,
                 }),
-            )
+                staff::Handed::Shown {
+                    temporary_password,
+                    reason,
+                } => json!({
+                    "staff": member,
+                    "delivery": "display",
+                    "temporary_password": temporary_password.expose(),
+                    "expires_at": expires_at,
+                    "mail_error": reason,
+                }),
+            };
+            json(201, &body)
         }
         _ => {
             let client = client_id(req)?;
