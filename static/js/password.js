@@ -1,5 +1,6 @@
 // The new-password fields, with a live hint of the rules as the person types.
 
+import { api } from "/js/api.js";
 import { h, field, busy, clearErrors, showError } from "/js/dom.js";
 
 /** The new-password fields with a live hint of the rules. */
@@ -59,4 +60,24 @@ export function newPasswordForm({ minLength, temporary, label, save, done, onErr
     await done();
   });
   return form;
+}
+
+/**
+ * The forced change after signing in with a temporary password (`answer` is the sign-in's
+ * `password_change_required`): `done()` after it is saved, `expired()` when the step took too
+ * long and the person must sign in again.
+ */
+export function forcedChangeForm(answer, temporary, { label, done, expired }) {
+  return newPasswordForm({
+    minLength: answer.min_length || 15,
+    temporary,
+    label,
+    save: (password) => api("POST", "/api/auth/change-password", { change_token: answer.change_token, new_password: password }),
+    done,
+    onError: (error) => {
+      if (error.code !== "invalid_change_token") return false;
+      expired();
+      return true;
+    },
+  });
 }

@@ -2,7 +2,7 @@
 // choosing a new password from the emailed link, and the client's own home page.
 
 import { api } from "/js/api.js";
-import { newPasswordForm } from "/js/password.js";
+import { forcedChangeForm, newPasswordForm } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, usDate, page,
 } from "/js/dom.js";
@@ -53,20 +53,13 @@ function signIn(notice) {
 }
 
 function forcedChange(answer, temporary) {
-  const form = newPasswordForm({
-    minLength: answer.min_length || 15,
-    temporary,
+  const form = forcedChangeForm(answer, temporary, {
     label: "Save my new password",
-    save: (password) => api("POST", "/api/auth/change-password", { change_token: answer.change_token, new_password: password }),
     done: async () => {
       announce("Your new password is saved.");
       await start();
     },
-    onError: (error) => {
-      if (error.code !== "invalid_change_token") return false;
-      signIn("That step took too long. Sign in again with your temporary password.");
-      return true;
-    },
+    expired: () => signIn("That step took too long. Sign in again with your temporary password."),
   });
   page("Choose your new password",
     h("p", {}, "You signed in with a temporary password. Choose a password of your own to continue; you will use it from now on."),

@@ -2,7 +2,7 @@
 // staff management for administrators. Views are chosen by the URL's hash.
 
 import { api } from "/js/api.js";
-import { newPasswordForm } from "/js/password.js";
+import { forcedChangeForm } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
 } from "/js/dom.js";
@@ -14,7 +14,6 @@ let me = null;
 const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25 };
 let selected = null;
 
-const ROLE = { primary_case_manager: "Primary Case Manager", support_primary_staff: "Support Primary Staff" };
 const PORTAL = {
   none: "No portal account yet",
   active: "Active",
@@ -107,20 +106,13 @@ function signIn() {
 }
 
 function forcedChange(answer, temporary) {
-  const form = newPasswordForm({
-    minLength: answer.min_length || 15,
-    temporary,
+  const form = forcedChangeForm(answer, temporary, {
     label: "Save new password",
-    save: (password) => api("POST", "/api/auth/change-password", { change_token: answer.change_token, new_password: password }),
     done: async () => {
       announce("Your new password is saved.");
       await start();
     },
-    onError: (error) => {
-      if (error.code !== "invalid_change_token") return false;
-      signIn();
-      return true;
-    },
+    expired: () => signIn(),
   });
   page("Choose a new password",
     h("p", {}, "You signed in with a temporary password. Choose your own to continue."), form);

@@ -143,7 +143,18 @@ impl World {
         delivery: &str,
         key: &str,
     ) -> Result<Outcome, ApiError> {
-        let (casey, role) = self.staff("casey.manager@example.org");
+        self.reset_as("casey.manager@example.org", provider, client, delivery, key)
+    }
+
+    fn reset_as(
+        &self,
+        staff: &str,
+        provider: &FakeProvider,
+        client: i64,
+        delivery: &str,
+        key: &str,
+    ) -> Result<Outcome, ApiError> {
+        let (casey, role) = self.staff(staff);
         reset(
             &self.ctx(),
             &self.mail,
@@ -326,46 +337,21 @@ fn an_interrupted_send_still_signs_in_and_is_shown_as_interrupted() {
 fn display_shows_once_and_stores_only_a_hash() {
     let w = World::new();
     let allison = w.id("SELECT id FROM clients WHERE first_name = 'Allison'");
-    let (admin, role) = w.staff("admin@example.org");
     let p = FakeProvider::default();
-    let out = reset(
-        &w.ctx(),
-        &w.mail,
-        &p,
-        admin,
-        role,
-        allison,
-        &ResetRequest {
-            delivery: "display".into(),
-            idempotency_key: "key-00000007".into(),
-        },
-    )
-    .unwrap();
+    let show = || w.reset_as("admin@example.org", &p, allison, "display", "key-00000007");
     let Outcome::Shown {
         username,
         temporary_password,
         ..
-    } = out
+    } = show().unwrap()
     else {
-        panic!()
+        panic!("not shown")
     };
     assert!(p.bodies.borrow().is_empty());
     assert!(change_required(
         w.portal_login(&username, temporary_password.expose())
     ));
-    let again = reset(
-        &w.ctx(),
-        &w.mail,
-        &p,
-        admin,
-        role,
-        allison,
-        &ResetRequest {
-            delivery: "display".into(),
-            idempotency_key: "key-00000007".into(),
-        },
-    );
-    assert!(matches!(again, Err(e) if e.code == "already_shown"));
+    assert!(matches!(show(), Err(e) if e.code == "already_shown"));
 }
 
 #[test]
