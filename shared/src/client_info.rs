@@ -55,7 +55,8 @@ fn not_found() -> ApiError {
     ApiError::not_found()
 }
 
-fn load(db: &dyn Db, id: i64, today: Date) -> Result<Option<Client>, StorageError> {
+/// The client record, with the age on `today`.
+pub fn load(db: &dyn Db, id: i64, today: Date) -> Result<Option<Client>, StorageError> {
     let rows = db.execute(
         "SELECT id, first_name, middle_name, last_name, dob, email, phone, version FROM clients WHERE id = ?",
         &[id.into()],

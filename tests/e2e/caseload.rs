@@ -450,6 +450,23 @@ fn add_client_puts_the_client_on_the_callers_caseload() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.json()["client"]["id"].as_i64().unwrap();
+    let client = r.json()["client"].clone();
+    assert_eq!(
+        (
+            client["first_name"].as_str(),
+            client["middle_name"].as_str(),
+            client["last_name"].as_str(),
+            client["dob"].as_str(),
+            client["version"].as_i64()
+        ),
+        (
+            Some("Toby"),
+            Some("Q"),
+            Some("Tester"),
+            Some("2016-06-01"),
+            Some(1)
+        )
+    );
     let row = robin.get("/api/caseload?q=Tester").json()["rows"][0].clone();
     assert_eq!(row["client_id"].as_i64(), Some(id));
     assert_eq!(row["role"], "primary_case_manager");

@@ -8,7 +8,7 @@
 use caseport_edge::outbound::WasiTransport;
 use caseport_edge::{Env, client_id, incoming, json, session_token};
 use caseport_shared::api_error::ApiError;
-use caseport_shared::{auth, caseload, staff};
+use caseport_shared::{auth, caseload, client_info, staff};
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -46,7 +46,9 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         "add_client" => {
             let body: caseload::NewClient = incoming.json()?;
             let id = caseload::add_client(&ctx, me, &body, ctx.today())?;
-            json(201, &json!({ "client": { "id": id } }))
+            let client =
+                client_info::load(&env.db, id, ctx.today())?.ok_or_else(ApiError::internal)?;
+            json(201, &json!({ "client": client }))
         }
         "staff_list" => json(200, &json!({ "staff": staff::list(&ctx, role)? })),
         "staff_add" => {
