@@ -316,13 +316,19 @@ fn replace_password(
     tokens::start_session(ctx.db, ctx.kv, account, now.as_second())
 }
 
+/// The lockout counter of an account, keyed by what sign-in is given (so the key says nothing
+/// about whether the account exists).
+fn account_throttle_key(kind: AccountKind, username: &str) -> String {
+    throttle::key("account", &format!("{}:{username}", kind.as_str()))
+}
+
 /// Signs in; see the Sign-in table of API.md for every answer.
 pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<SignIn, ApiError> {
     let realm = Realm::parse(&req.realm)?;
     let password = Password::new(req.password.clone());
     let now = ctx.now();
     let username = req.username.trim().to_lowercase();
-    let account_key = throttle::key("account", &format!("{}:{username}", realm.kind().as_str()));
+    let account_key = account_throttle_key(realm.kind(), &username);
     let address_key = throttle::key("address", client_addr);
     for (key, limit) in [
         (address_key.clone(), throttle::PER_ADDRESS),
@@ -491,10 +497,18 @@ pub fn change_password(
             "Enter your current password.",
         ));
     };
-    let key = throttle::key(
-        "account",
-        &format!("{}:{}", account.kind.as_str(), account.label()),
-    );
+    // The same counter as sign-in: five wrong passwords lock the account whichever way they
+    // were typed.
+    let username = ctx
+        .db
+        .execute(
+            "SELECT username FROM credentials WHERE owner_kind = ? AND owner_id = ?",
+            &[account.kind.as_str().into(), account.id.into()],
+        )?
+        .first()
+        .and_then(|r| r.text(0).map(str::to_lowercase))
+        .ok_or_else(not_signed_in)?;
+    let key = account_throttle_key(account.kind, &username);
     if let Err(retry_after) = throttle::reserve(ctx.db, &key, throttle::PER_ACCOUNT, now)? {
         return Err(too_many_attempts(retry_after));
     }

@@ -283,6 +283,22 @@ fn a_wrong_current_password_changes_nothing() {
         200
     );
     assert_eq!(login(&app, "staff", ROBIN.0, ROBIN.1).status, 200);
+
+    // Wrong current passwords count on the account's one lockout counter: after five, both
+    // the change and the sign-in are refused.
+    let wrong = || {
+        app.call(
+            "POST",
+            "/api/auth/change-password",
+            Some(&json!({ "current_password": "still not it", "new_password": "ocean lantern quietly hums" })),
+            &[("cookie", &cookie)],
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(wrong().json()["error"]["code"], "invalid_credentials");
+    }
+    assert_eq!(wrong().status, 429);
+    assert_eq!(login(&app, "staff", ROBIN.0, ROBIN.1).status, 429);
 }
 
 #[test]
