@@ -834,29 +834,7 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::native::{NativeDb, NativeKv};
-    use crate::ports::Clock;
-
-    struct FixedClock(std::cell::Cell<i64>);
-
-    impl Clock for FixedClock {
-        fn now(&self) -> jiff::Timestamp {
-            jiff::Timestamp::from_second(self.0.get()).unwrap()
-        }
-    }
-
-    fn setup() -> (NativeDb, NativeKv, FixedClock, Settings) {
-        let db = NativeDb::in_memory().unwrap();
-        crate::schema::migrate(&db).unwrap();
-        let clock = FixedClock(std::cell::Cell::new(1_800_000_000));
-        crate::demo::load_if_empty(&db, &clock).unwrap();
-        (
-            db,
-            NativeKv::in_memory().unwrap(),
-            clock,
-            Settings::default(),
-        )
-    }
+    use crate::testing::World;
 
     fn casey_login(ctx: &Ctx<'_>) -> Result<SignIn, ApiError> {
         login(
@@ -872,7 +850,7 @@ mod tests {
 
     #[test]
     fn sign_in_upgrades_a_hash_with_old_parameters() {
-        let (db, kv, clock, settings) = setup();
+        let w = World::new();
         use argon2::{
             Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString,
         };
@@ -886,20 +864,15 @@ mod tests {
             .hash_password(b"caseport-demo-manager", &salt)
             .unwrap()
             .to_string();
-        db.execute(
+        w.db.execute(
             "UPDATE credentials SET phc = ? WHERE username = 'casey.manager@example.org'",
             &[old.into()],
         )
         .unwrap();
-        let ctx = Ctx {
-            db: &db,
-            kv: &kv,
-            clock: &clock,
-            settings: &settings,
-        };
+        let ctx = w.ctx();
         assert!(matches!(casey_login(&ctx).unwrap(), SignIn::Session { .. }));
-        let phc = db
-            .execute(
+        let phc =
+            w.db.execute(
                 "SELECT phc FROM credentials WHERE username = 'casey.manager@example.org'",
                 &[],
             )
@@ -913,39 +886,34 @@ mod tests {
 
     #[test]
     fn sessions_end_after_the_idle_and_the_absolute_limit() {
-        let (db, kv, clock, settings) = setup();
-        let ctx = Ctx {
-            db: &db,
-            kv: &kv,
-            clock: &clock,
-            settings: &settings,
-        };
+        let w = World::new();
+        let ctx = w.ctx();
         let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
             panic!("no session")
         };
-        let start = clock.0.get();
+        let start = w.clock.0.get();
         // Active every 29 minutes: the idle limit never hits, the absolute one does.
         let mut t = start;
         while t + 29 * 60 < start + 12 * 3600 {
             t += 29 * 60;
-            clock.0.set(t);
+            w.clock.0.set(t);
             assert!(
                 me(&ctx, Some(token.expose())).is_ok(),
                 "ended early at +{}s",
                 t - start
             );
         }
-        clock.0.set(start + 12 * 3600 + 1);
+        w.clock.0.set(start + 12 * 3600 + 1);
         assert_eq!(
             me(&ctx, Some(token.expose())).unwrap_err().code,
             "not_signed_in"
         );
 
-        clock.0.set(start);
+        w.clock.0.set(start);
         let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
             panic!("no session")
         };
-        clock.0.set(start + 31 * 60);
+        w.clock.0.set(start + 31 * 60);
         assert_eq!(
             me(&ctx, Some(token.expose())).unwrap_err().code,
             "not_signed_in"
@@ -954,21 +922,16 @@ mod tests {
 
     #[test]
     fn tokens_are_stored_only_as_hashes() {
-        let (db, kv, clock, settings) = setup();
-        let ctx = Ctx {
-            db: &db,
-            kv: &kv,
-            clock: &clock,
-            settings: &settings,
-        };
+        let w = World::new();
+        let ctx = w.ctx();
         let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
             panic!("no session")
         };
-        let keys = kv.keys().unwrap();
+        let keys = w.kv.keys().unwrap();
         assert_eq!(keys.len(), 1);
         assert!(!keys[0].contains(token.expose()));
         assert!(
-            kv.get(&keys[0])
+            w.kv.get(&keys[0])
                 .unwrap()
                 .is_some_and(|v| !String::from_utf8_lossy(&v).contains(token.expose()))
         );

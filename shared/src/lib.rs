@@ -24,5 +24,7 @@ pub mod schema;
 pub mod security_headers;
 pub mod settings;
 pub mod staff;
+#[cfg(test)]
+mod testing;
 pub mod throttle;
 pub mod tokens;

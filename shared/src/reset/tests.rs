@@ -6,17 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::auth::{LoginRequest, SignIn, login};
 use crate::mail::{InResponse, OutRequest, TransportError};
-use crate::native::{NativeDb, NativeKv};
-use crate::ports::Clock;
-use crate::settings::Settings;
-
-struct FixedClock(std::cell::Cell<i64>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::from_second(self.0.get()).unwrap()
-    }
-}
+use crate::testing;
 
 /// Answers from a script (then 200) and keeps every request body; `crash` panics after
 /// taking the email, as if the component were stopped before recording the answer.
@@ -65,20 +55,22 @@ impl FakeProvider {
     }
 }
 
+/// The shared test world, with Postmark as the mail provider.
 struct World {
-    db: NativeDb,
-    kv: NativeKv,
-    clock: FixedClock,
-    settings: Settings,
+    base: testing::World,
     mail: MailSettings,
+}
+
+impl std::ops::Deref for World {
+    type Target = testing::World;
+
+    fn deref(&self) -> &testing::World {
+        &self.base
+    }
 }
 
 impl World {
     fn new() -> Self {
-        let db = NativeDb::in_memory().unwrap();
-        crate::schema::migrate(&db).unwrap();
-        let clock = FixedClock(std::cell::Cell::new(1_800_000_000));
-        crate::demo::load_if_empty(&db, &clock).unwrap();
         let mail = MailSettings::from_variables(
             |n| {
                 (n == "mail_provider")
@@ -89,20 +81,8 @@ impl World {
         )
         .unwrap();
         Self {
-            db,
-            kv: NativeKv::in_memory().unwrap(),
-            clock,
-            settings: Settings::default(),
+            base: testing::World::new(),
             mail,
-        }
-    }
-
-    fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            db: &self.db,
-            kv: &self.kv,
-            clock: &self.clock,
-            settings: &self.settings,
         }
     }
 
