@@ -240,9 +240,7 @@ fn sign_in_section() -> Result<()> {
         ),
     ];
     for (label, user, password) in cases {
-        let mut times = Vec::with_capacity(CALLS);
-        let cpu_before = cpu_seconds(app.pid())?;
-        for i in 0..CALLS {
+        latency_row(label, app.pid(), CALLS, |i| {
             if i % 4 == 0 && label != "right password" {
                 // Stay under the lockout: a right sign-in clears the account's failures.
                 let _ = app.post(
@@ -257,19 +255,11 @@ fn sign_in_section() -> Result<()> {
                 "/api/auth/login",
                 &serde_json::json!({ "realm": "staff", "username": user, "password": password }),
             );
-            times.push(started.elapsed());
             if r.status == 429 {
                 bail!("{label}: locked out during the benchmark");
             }
-        }
-        let cpu = (cpu_seconds(app.pid())? - cpu_before) / CALLS as f64;
-        times.sort();
-        println!(
-            "| {label} | {:.1} | {:.1} | {:.1} |",
-            ms(times[CALLS / 2]),
-            ms(times[CALLS * 99 / 100]),
-            cpu * 1000.0
-        );
+            Ok(started.elapsed())
+        })?;
     }
     Ok(())
 }
@@ -557,6 +547,27 @@ fn scale_section() -> Result<()> {
     Ok(())
 }
 
+/// Makes `calls` calls (`call(i)` answers how long the `i`th took) to the server `pid` and
+/// prints the table row: p50, p99, and the server's CPU time per call.
+fn latency_row(
+    label: &str,
+    pid: u32,
+    calls: usize,
+    call: impl FnMut(usize) -> Result<Duration>,
+) -> Result<()> {
+    let cpu_before = cpu_seconds(pid)?;
+    let mut times = (0..calls).map(call).collect::<Result<Vec<_>>>()?;
+    let cpu = (cpu_seconds(pid)? - cpu_before) / calls as f64;
+    times.sort();
+    println!(
+        "| {label} | {:.1} | {:.1} | {:.1} |",
+        ms(times[calls / 2]),
+        ms(times[calls * 99 / 100]),
+        cpu * 1000.0
+    );
+    Ok(())
+}
+
 /// One timed call; answers its duration after checking the status.
 fn timed(
     what: &str,
@@ -620,36 +631,27 @@ fn reset_section() -> Result<()> {
             );
             ids.push(r.json()["client"]["id"].as_i64().context("client id")?);
         }
-        let mut times = Vec::with_capacity(CALLS);
-        let cpu_before = cpu_seconds(app.pid())?;
-        for (i, id) in ids.iter().enumerate() {
+        latency_row(label, app.pid(), CALLS, |i| {
+            let id = ids[i];
             let key = format!("bench-{delivery}-{i:04}");
-            times.push(match delivery {
-                "view" => timed(label, 200, || casey.get(&format!("/api/clients/{id}")))?,
+            match delivery {
+                "view" => timed(label, 200, || casey.get(&format!("/api/clients/{id}"))),
                 "display" => timed(label, 200, || {
                     admin.send(
                         "POST",
                         &format!("/api/clients/{id}/portal-password/reset"),
                         &serde_json::json!({ "delivery": "display", "idempotency_key": key }),
                     )
-                })?,
+                }),
                 _ => timed(label, 200, || {
                     casey.send(
                         "POST",
                         &format!("/api/clients/{id}/portal-password/reset"),
                         &serde_json::json!({ "delivery": "email", "idempotency_key": key }),
                     )
-                })?,
-            });
-        }
-        let cpu = (cpu_seconds(app.pid())? - cpu_before) / CALLS as f64;
-        times.sort();
-        println!(
-            "| {label} | {:.1} | {:.1} | {:.1} |",
-            ms(times[CALLS / 2]),
-            ms(times[CALLS * 99 / 100]),
-            cpu * 1000.0
-        );
+                }),
+            }
+        })?;
     }
     Ok(())
 }
