@@ -430,16 +430,14 @@ pub fn reset(
         let created_at = ctx.clock.now().to_string();
         match (&sent_to, delivery) {
             (Some(to), Delivery::Email) => {
-                let delivery_id = ctx
-                    .db
-                    .execute(
-                        "INSERT INTO mail_deliveries (public_id, client_id, purpose, provider, to_address, status, created_at, updated_at)
-                         VALUES (?, ?, 'temporary_password', ?, ?, 'sending', ?, ?) RETURNING id",
-                        &[public_id.as_str().into(), client_id.into(), mail.provider.as_str().into(), to.as_ref().into(), created_at.as_str().into(), created_at.as_str().into()],
-                    )?
-                    .first()
-                    .and_then(|r| r.int(0))
-                    .ok_or_else(|| StorageError("no delivery id".into()))?;
+                let delivery_id = insert_delivery(
+                    ctx,
+                    mail,
+                    &public_id,
+                    Some(client_id),
+                    "temporary_password",
+                    to,
+                )?;
                 let reset_id = ctx
                     .db
                     .execute(
@@ -530,19 +528,7 @@ pub fn reset(
                 "delivery_id": public_id,
             });
             transaction(ctx.db, || {
-                let (status, detail) = if mail.provider == Provider::DevMailbox {
-                    (
-                        "delivered",
-                        Some("Captured by the local mailbox (nothing leaves this computer)."),
-                    )
-                } else {
-                    ("accepted", None)
-                };
-                ctx.db.execute(
-                    "UPDATE mail_deliveries SET status = CASE WHEN status = 'sending' THEN ? ELSE status END,
-                     provider_message_id = ?, detail = coalesce(detail, ?), attempts = ?, updated_at = ? WHERE id = ?",
-                    &[status.into(), sent.message_id.as_str().into(), detail.map(str::to_string).into(), i64::from(sent.attempts).into(), ctx.clock.now().to_string().into(), delivery_id.into()],
-                )?;
+                record_outcome(ctx, mail, delivery_id, &Ok(&sent))?;
                 ctx.db.execute(
                     "UPDATE portal_resets SET answer_status = 200, answer = ? WHERE id = ?",
                     &[body.to_string().into(), reset_id.into()],
@@ -562,10 +548,7 @@ pub fn reset(
             );
             let body: Json = serde_json::from_str(&error.to_json()).unwrap_or(Json::Null);
             transaction(ctx.db, || {
-                ctx.db.execute(
-                    "UPDATE mail_deliveries SET status = 'failed', detail = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                    &[failure.reason.as_str().into(), i64::from(failure.attempts).into(), ctx.clock.now().to_string().into(), delivery_id.into()],
-                )?;
+                record_outcome(ctx, mail, delivery_id, &Err(&failure))?;
                 ctx.db.execute(
                     "UPDATE portal_resets SET status = 'failed', pending_phc = NULL, answer_status = 502, answer = ?
                      WHERE id = ? AND status = 'pending'",
@@ -892,6 +875,63 @@ pub fn last_reset(
     }))
 }
 
+/// Records that an email is being handed to the provider (`sending`); answers the row's id.
+fn insert_delivery(
+    ctx: &Ctx<'_>,
+    mail: &MailSettings,
+    public_id: &str,
+    client_id: Option<i64>,
+    purpose: &str,
+    to: &Email,
+) -> Result<i64, StorageError> {
+    let now = ctx.clock.now().to_string();
+    ctx.db
+        .execute(
+            "INSERT INTO mail_deliveries (public_id, client_id, purpose, provider, to_address, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'sending', ?, ?) RETURNING id",
+            &[public_id.into(), client_id.into(), purpose.into(), mail.provider.as_str().into(), to.as_ref().into(), now.as_str().into(), now.as_str().into()],
+        )?
+        .first()
+        .and_then(|r| r.int(0))
+        .ok_or_else(|| StorageError("no delivery id".into()))
+}
+
+/// Records how the hand-over ended: accepted with the provider's message id (delivered, for
+/// the local mailbox, which is the destination), or failed with the reason. A status a
+/// webhook has already moved is kept.
+fn record_outcome(
+    ctx: &Ctx<'_>,
+    mail: &MailSettings,
+    delivery_id: i64,
+    sent: &Result<&mail::Sent, &mail::Failure>,
+) -> Result<(), StorageError> {
+    let now = ctx.clock.now().to_string();
+    match sent {
+        Ok(sent) => {
+            let (status, detail) = if mail.provider == Provider::DevMailbox {
+                (
+                    "delivered",
+                    Some("Captured by the local mailbox (nothing leaves this computer)."),
+                )
+            } else {
+                ("accepted", None)
+            };
+            ctx.db.execute(
+                "UPDATE mail_deliveries SET status = CASE WHEN status = 'sending' THEN ? ELSE status END,
+                 provider_message_id = ?, detail = coalesce(detail, ?), attempts = ?, updated_at = ? WHERE id = ?",
+                &[status.into(), sent.message_id.as_str().into(), detail.map(str::to_string).into(), i64::from(sent.attempts).into(), now.into(), delivery_id.into()],
+            )?;
+        }
+        Err(failure) => {
+            ctx.db.execute(
+                "UPDATE mail_deliveries SET status = 'failed', detail = ?, attempts = ?, updated_at = ? WHERE id = ?",
+                &[failure.reason.as_str().into(), i64::from(failure.attempts).into(), now.into(), delivery_id.into()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// What a recorded send is for, as `mail_deliveries` and the audit log name it.
 pub struct Recorded<'a> {
     /// `temporary_password` or `reset_link`.
@@ -916,33 +956,14 @@ pub fn send_recorded(
     compose: impl FnOnce(&str) -> mail::Message,
 ) -> Result<Result<mail::Sent, mail::Failure>, StorageError> {
     let public_id = new_public_id()?;
-    let now = ctx.clock.now().to_string();
     let delivery_id = transaction(ctx.db, || {
-        ctx.db
-            .execute(
-                "INSERT INTO mail_deliveries (public_id, client_id, purpose, provider, to_address, status, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, 'sending', ?, ?) RETURNING id",
-                &[public_id.as_str().into(), what.client_id.into(), what.purpose.into(), mail.provider.as_str().into(), what.to.as_ref().into(), now.as_str().into(), now.as_str().into()],
-            )?
-            .first()
-            .and_then(|r| r.int(0))
-            .ok_or_else(|| StorageError("no delivery id".into()))
+        insert_delivery(ctx, mail, &public_id, what.client_id, what.purpose, what.to)
     })?;
     let message = compose(&public_id);
     let sent = mail::deliver(transport, mail, &message);
     drop(message);
-    let later = ctx.clock.now().to_string();
     transaction(ctx.db, || {
-        match &sent {
-            Ok(s) => ctx.db.execute(
-                "UPDATE mail_deliveries SET status = ?, provider_message_id = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                &[(if mail.provider == Provider::DevMailbox { "delivered" } else { "accepted" }).into(), s.message_id.as_str().into(), i64::from(s.attempts).into(), later.as_str().into(), delivery_id.into()],
-            )?,
-            Err(f) => ctx.db.execute(
-                "UPDATE mail_deliveries SET status = 'failed', detail = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                &[f.reason.as_str().into(), i64::from(f.attempts).into(), later.as_str().into(), delivery_id.into()],
-            )?,
-        };
+        record_outcome(ctx, mail, delivery_id, &sent.as_ref())?;
         audit::record(
             ctx.db,
             ctx.clock,
