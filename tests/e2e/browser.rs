@@ -287,17 +287,13 @@ fn scenario_one_by_keyboard_alone() {
     b.press(CASEY.1);
     b.press(keys::ENTER);
     b.wait_text("Showing 1 to 6 of 6 rows");
-    b.tab_to("Doe, Jane");
-    b.press(keys::ENTER);
+    b.enter_on("Doe, Jane");
     b.wait_text("Check this email address.");
-    b.tab_to("Use jdoe123@hotmail.com");
-    b.press(keys::ENTER);
+    b.enter_on("Use jdoe123@hotmail.com");
     b.wait_text("Email: jdoe123@hotmail.com");
-    b.tab_to("Client Information");
-    b.press(keys::ENTER);
+    b.enter_on("Client Information");
     b.wait_text("Client details");
-    b.tab_to("Reset and Send New");
-    b.press(keys::ENTER);
+    b.enter_on("Reset and Send New");
     b.wait_text("Would you like to proceed?");
     // The confirmation has the focus on its answer: Enter proceeds.
     b.press(keys::ENTER);

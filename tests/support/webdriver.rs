@@ -357,6 +357,12 @@ impl Browser {
         );
     }
 
+    /// Tabs to the element named `name` and presses Enter on it, as a keyboard user does.
+    pub fn enter_on(&self, name: &str) {
+        self.tab_to(name);
+        self.press(keys::ENTER);
+    }
+
     /// Runs a script in the page; answers its return value.
     pub fn execute(&self, script: &str, args: &[Value]) -> Value {
         self.session(
