@@ -44,8 +44,17 @@ struct Cli {
 enum Commands {
     /// Serve the application, as `spin up` does.
     Up(UpArgs),
+    /// Run each component's build command, as `spin build` does.
+    Build(BuildArgs),
     /// Measure how long making a fresh instance of each component takes (the per-request cost).
     TimeInstantiation(TimeArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The application's manifest, or the directory holding spin.toml.
+    #[arg(short = 'f', long = "from", default_value = ".")]
+    from: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -120,6 +129,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Up(args) => up(args),
+        Commands::Build(args) => {
+            Manifest::load(&args.from).and_then(|m| build_components::build_all(&m))
+        }
         Commands::TimeInstantiation(args) => time_instantiation(args),
     };
     match result {
@@ -178,6 +190,9 @@ fn up(args: UpArgs) -> Result<()> {
                 app.grants(*index).component,
                 route.text()
             );
+        }
+        if let Some(route) = manifest.status_route.clone() {
+            tokio::spawn(server::report_status(app.clone(), route, addr));
         }
         server::serve(app, listener).await
     })

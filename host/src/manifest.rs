@@ -22,6 +22,17 @@ pub struct Manifest {
     pub variables: BTreeMap<String, VariableDecl>,
     pub triggers: Vec<HttpTrigger>,
     pub components: BTreeMap<String, ComponentDecl>,
+    /// `[application.tool.caseport] status_route`: a route `caseport up` asks at start for
+    /// the deployment's status, and whose warnings it prints.
+    pub status_route: Option<String>,
+}
+
+/// `[application.tool.caseport]`: this runtime's own settings. Spin ignores tool tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseportTool {
+    #[serde(default)]
+    status_route: Option<String>,
 }
 
 /// An application variable from `[variables]`.
@@ -66,6 +77,10 @@ pub struct ComponentDecl {
     pub environment: BTreeMap<String, String>,
     #[serde(default)]
     pub build: Option<BuildDecl>,
+    /// Settings for tools and plugins; Spin ignores them, and so does this runtime.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub tool: BTreeMap<String, toml::Table>,
 }
 
 /// `[component.NAME.build]`.
@@ -104,6 +119,9 @@ struct RawApplication {
     authors: Vec<String>,
     #[serde(default)]
     trigger: Option<toml::Table>,
+    /// Settings for tools and plugins; Spin ignores them. `caseport` is this runtime's.
+    #[serde(default)]
+    tool: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Default, Deserialize)]
@@ -181,6 +199,23 @@ impl Manifest {
                 "{file}: application.trigger.http.base = {base:?} is not supported; remove it (routes are served from /)"
             );
         }
+        let status_route = match raw.application.tool.get("caseport") {
+            None => None,
+            Some(table) => {
+                let tool = CaseportTool::deserialize(table.clone()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{file}: application.tool.caseport: {}; the only setting is status_route",
+                        e.message().trim()
+                    )
+                })?;
+                match tool.status_route {
+                    Some(r) if !r.starts_with('/') => bail!(
+                        "{file}: application.tool.caseport.status_route = {r:?} must be a path starting with /"
+                    ),
+                    r => r,
+                }
+            }
+        };
         let _ = (
             &raw.application.version,
             &raw.application.description,
@@ -274,6 +309,7 @@ impl Manifest {
             variables: raw.variables,
             triggers,
             components: raw.component,
+            status_route,
         })
     }
 
@@ -366,6 +402,22 @@ source = "web.wasm"
         assert!(check_variable_name("1mail").is_err());
         assert!(check_variable_name("mail-url").is_err());
         assert!(check_variable_name("").is_err());
+    }
+
+    #[test]
+    fn tool_tables_are_accepted_and_caseports_own_is_read() -> Result<()> {
+        let text = MINIMAL.replace(
+            "name = \"t\"",
+            "name = \"t\"\n[application.tool.lint]\nstrict = true\n[application.tool.caseport]\nstatus_route = \"/api/status\"",
+        ) + "[component.web.tool.clean]\nkeep = 1\n";
+        assert_eq!(parse(&text)?.status_route.as_deref(), Some("/api/status"));
+        let typo = text.replace("status_route", "status_path");
+        let err = parse(&typo)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("application.tool.caseport"), "{err}");
+        Ok(())
     }
 
     #[test]

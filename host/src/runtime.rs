@@ -208,12 +208,18 @@ impl App {
                         "{file}: component.{name}: it does not export wasi:http/incoming-handler"
                     )
                 })?;
-            let hosts: Vec<String> = decl
-                .allowed_outbound_hosts
-                .iter()
-                .map(|h| resolver.expand(h))
-                .collect::<Result<_>>()
-                .with_context(|| format!("{file}: component.{name}.allowed_outbound_hosts"))?;
+            // As Spin (4.1) does, an entry whose template resolves to nothing is skipped (an
+            // optional endpoint); an empty literal stays an error.
+            let mut hosts: Vec<String> = Vec::new();
+            for entry in &decl.allowed_outbound_hosts {
+                let resolved = resolver
+                    .expand(entry)
+                    .with_context(|| format!("{file}: component.{name}.allowed_outbound_hosts"))?;
+                let empty = matches!(resolved.as_str(), "" | "http://" | "https://");
+                if !(empty && entry.contains("{{")) {
+                    hosts.push(resolved);
+                }
+            }
             let grants = Grants {
                 component: name.clone(),
                 key_value_stores: decl.key_value_stores.clone(),
@@ -276,7 +282,8 @@ impl App {
         mut request: http::Request<Bytes>,
     ) -> http::Response<HyperOutgoingBody> {
         let full_url = request.uri().to_string();
-        set_spin_headers(request.headers_mut(), &full_url, None, None);
+        // Spin gives a chained request the unspecified client address.
+        set_spin_headers(request.headers_mut(), &full_url, None, Some("0.0.0.0:0"));
         let (response, _) = Box::pin(self.dispatch(index, request)).await;
         response
     }

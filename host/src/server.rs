@@ -122,6 +122,24 @@ async fn route(
     peer: SocketAddr,
     local: Option<SocketAddr>,
 ) -> (Response<HyperOutgoingBody>, Option<&str>) {
+    // Listening on loopback means "this computer only": a page of another site that points
+    // its own host name at 127.0.0.1 (DNS rebinding) must not reach the app through it.
+    if let Some(local) = local
+        && local.ip().is_loopback()
+        && let Some(host) = request.headers().get(http::header::HOST)
+        && !host.to_str().is_ok_and(is_loopback_name)
+    {
+        return (
+            error_response(
+                403,
+                "bad_host",
+                &format!(
+                    "This server listens on {local} and answers only requests addressed to it (or to localhost); open http://{local}/ instead."
+                ),
+            ),
+            None,
+        );
+    }
     let path = request.uri().path().to_string();
     let Some((route, index, matched)) = app.router.find(&path) else {
         return (
@@ -193,6 +211,83 @@ async fn route(
     (response, Some(name))
 }
 
+/// Whether a `Host` header names this computer: `localhost`, a `*.localhost` name (browsers
+/// resolve those to loopback themselves), or a loopback address; with or without a port.
+pub fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, port)) if port.is_empty() || port.starts_with(':') => ip,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Asks the application's status route (`[application.tool.caseport] status_route`) how the
+/// deployment stands, and prints each of its warnings on a line of its own; one line more
+/// when something meant for a local run is on and other machines can reach `listen`.
+pub async fn report_status(app: Arc<App>, route: String, listen: SocketAddr) {
+    let Some((matched_route, index, matched)) = app.router.find(&route) else {
+        eprintln!("Warning: the status route {route} matches no [[trigger.http]] route");
+        return;
+    };
+    let full_url = format!("http://{listen}{route}");
+    let mut request = Request::builder()
+        .method(http::Method::GET)
+        .uri(&full_url)
+        .header(http::header::HOST, listen.to_string())
+        .body(bytes::Bytes::new())
+        .unwrap_or_default();
+    set_spin_headers(
+        request.headers_mut(),
+        &full_url,
+        Some((matched_route, &matched)),
+        Some("127.0.0.1:0"),
+    );
+    let (response, _) = app.clone().dispatch(index, request).await;
+    let status = response.status();
+    let body = match response.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => bytes::Bytes::new(),
+    };
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        eprintln!("Warning: the status route {route} answered {status} without a JSON status");
+        return;
+    };
+    let lines = |key: &str| -> Vec<String> {
+        answer[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for warning in lines("warnings") {
+        eprintln!("Warning: {warning}");
+    }
+    let local_only = lines("local_only");
+    if !listen.ip().is_loopback() && !local_only.is_empty() {
+        eprintln!(
+            "Warning: listening on {listen}, which other machines may reach, with {} on; these are for a local run: listen on 127.0.0.1 or turn them off",
+            local_only.join(" and ")
+        );
+    }
+}
+
 fn too_large(limit: usize) -> Response<HyperOutgoingBody> {
     error_response(
         413,
@@ -214,4 +309,37 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
             "cannot listen on {addr}: {why}; choose another with --listen 127.0.0.1:PORT"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_name;
+
+    #[test]
+    fn loopback_names_are_this_computer_only() {
+        for ok in [
+            "127.0.0.1:3000",
+            "127.0.0.1",
+            "localhost:3000",
+            "LOCALHOST",
+            "clinic-a.localhost:3000",
+            "[::1]:3000",
+            "[::1]",
+            "127.1.2.3:80",
+        ] {
+            assert!(is_loopback_name(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:3000",
+            "localhost.evil.example",
+            "192.0.2.2:3000",
+            "[::2]:3000",
+            "[::1]x",
+            "127.0.0.1:http",
+            "notlocalhost",
+            "",
+        ] {
+            assert!(!is_loopback_name(bad), "{bad}");
+        }
+    }
 }

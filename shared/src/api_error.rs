@@ -70,6 +70,11 @@ impl ApiError {
         Self::new(404, "not_found", "There is nothing at this address.")
     }
 
+    /// 503 `mail_not_configured`: no mail provider is set, so nothing was sent (or changed).
+    pub fn mail_not_configured(message: impl Into<String>) -> Self {
+        Self::new(503, "mail_not_configured", message)
+    }
+
     /// 405 `method_not_allowed`.
     pub fn method_not_allowed(allowed: &str) -> Self {
         Self::new(

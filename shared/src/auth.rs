@@ -632,10 +632,19 @@ const FORGOT_MAX_ACCOUNTS: i64 = 5;
 /// the account stop working); the current password keeps working until a link is used.
 pub fn forgot(
     ctx: &Ctx<'_>,
+    mail_configured: bool,
     req: &ForgotRequest,
     client_addr: &str,
 ) -> Result<Vec<ResetLink>, ApiError> {
     let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
+    // Fail closed, and say so: a link that can never arrive helps nobody. The answer is the
+    // same for every address, so it tells nothing about accounts.
+    if !mail_configured {
+        eprintln!("forgot password: refused, {}", crate::mail::NOT_CONFIGURED);
+        return Err(ApiError::mail_not_configured(
+            "This portal cannot send email yet, so it cannot send you a link. Please contact your clinic to reset your password.",
+        ));
+    }
     let now = ctx.now();
     for (key, limit) in [
         (

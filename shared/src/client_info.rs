@@ -49,6 +49,8 @@ pub struct View {
     pub client: Client,
     pub email_check: EmailCheck,
     pub portal: Portal,
+    /// Whether Reset and Send New can email at all.
+    pub mail: crate::mail::MailStatus,
 }
 
 fn not_found() -> ApiError {
@@ -138,6 +140,7 @@ pub fn view(
     role: Role,
     id: i64,
     today: Date,
+    mail: crate::mail::MailStatus,
 ) -> Result<View, ApiError> {
     require_visible(ctx, staff, role, id)?;
     let client = load(ctx.db, id, today)?.ok_or_else(not_found)?;
@@ -156,6 +159,7 @@ pub fn view(
         email_check: check_email(client.email.as_deref()),
         portal: portal(ctx, id)?,
         client,
+        mail,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod client_info;
 pub mod clients;
 pub mod demo;
 pub mod domain;
+pub mod local_only;
 pub mod mail;
 #[cfg(feature = "native")]
 pub mod native;
@@ -24,6 +25,7 @@ pub mod schema;
 pub mod security_headers;
 pub mod settings;
 pub mod staff;
+pub mod status;
 #[cfg(test)]
 mod testing;
 pub mod throttle;

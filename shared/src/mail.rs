@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use serde::Serialize;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -95,22 +96,81 @@ pub struct MailSettings {
     pub portal_url: String,
 }
 
+/// Why no email can be sent: no provider is configured. Said to staff and to the operator.
+pub const NOT_CONFIGURED: &str = "Email is not set up on this Caseport: the operator must set the mail_provider variable (postmark, sendgrid or resend), with mail_api_url and mail_api_token.";
+
+/// Whether mail is configured, as Client Information and the status answer show it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct MailStatus {
+    pub configured: bool,
+    /// `postmark`, `sendgrid`, `resend` or `dev-mailbox`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    /// What is wrong, for the operator (never a secret's value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl MailStatus {
+    /// From the mail variables read whole: none configured, misconfigured, or ready.
+    pub fn of(settings: &Result<Option<MailSettings>, String>) -> Self {
+        match settings {
+            Ok(Some(s)) => Self {
+                configured: true,
+                provider: Some(s.provider.as_str()),
+                problem: None,
+            },
+            Ok(None) => Self {
+                configured: false,
+                provider: None,
+                problem: Some(NOT_CONFIGURED.to_string()),
+            },
+            Err(why) => Self {
+                configured: false,
+                provider: None,
+                problem: Some(format!("Email is misconfigured: {why}.")),
+            },
+        }
+    }
+
+    /// From `mail_provider` alone (for components not granted the other mail variables).
+    pub fn of_provider(raw: Option<&str>) -> Self {
+        match raw.map(str::trim).filter(|p| !p.is_empty()) {
+            None => Self::of(&Ok(None)),
+            Some(p) => match Provider::parse(p) {
+                Some(provider) => Self {
+                    configured: true,
+                    provider: Some(provider.as_str()),
+                    problem: None,
+                },
+                None => Self {
+                    configured: false,
+                    provider: None,
+                    problem: Some(format!(
+                        "Email is misconfigured: variable mail_provider = {p:?} must be postmark, sendgrid, resend or dev-mailbox."
+                    )),
+                },
+            },
+        }
+    }
+}
+
 impl MailSettings {
-    /// Reads the mail variables through `get`; a malformed value is an error naming it.
-    /// `timeout` is the general settings' `mail_timeout_seconds`.
+    /// Reads the mail variables through `get`: `None` when `mail_provider` is empty (no email
+    /// can be sent: nothing falls back to a local capture), an error naming the variable when
+    /// a value is malformed. `timeout` is the general settings' `mail_timeout_seconds`.
     pub fn from_variables(
         get: impl Fn(&str) -> Option<String>,
         timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Option<Self>, String> {
         let value = |name: &str| get(name).map(|v| v.trim().to_string()).unwrap_or_default();
         let raw_provider = value("mail_provider");
-        let provider = if raw_provider.is_empty() {
-            Provider::DevMailbox
-        } else {
-            Provider::parse(&raw_provider).ok_or_else(|| {
-                format!("variable mail_provider = {raw_provider:?} must be postmark, sendgrid, resend or dev-mailbox")
-            })?
-        };
+        if raw_provider.is_empty() {
+            return Ok(None);
+        }
+        let provider = Provider::parse(&raw_provider).ok_or_else(|| {
+            format!("variable mail_provider = {raw_provider:?} must be postmark, sendgrid, resend or dev-mailbox")
+        })?;
         let api_url = match value("mail_api_url") {
             u if u.is_empty() => provider.default_url().to_string(),
             u => u.trim_end_matches('/').to_string(),
@@ -150,7 +210,7 @@ impl MailSettings {
                 "variable portal_url = {portal_url:?} must start with https:// (or http:// locally)"
             ));
         }
-        Ok(Self {
+        Ok(Some(Self {
             provider,
             api_url,
             api_token: Password::new(if api_token.is_empty() {
@@ -168,7 +228,7 @@ impl MailSettings {
                 n => n,
             },
             portal_url,
-        })
+        }))
     }
 
     /// The portal's sign-in page.
@@ -917,6 +977,7 @@ mod tests {
             Duration::from_secs(10),
         )
         .unwrap()
+        .unwrap()
     }
 
     fn message() -> Message {
@@ -1110,6 +1171,27 @@ mod tests {
                 .contains("https://api.postmarkapp.com")
         );
         assert!(bad("portal_url", "portal.example").contains("portal_url"));
+    }
+
+    #[test]
+    fn no_provider_means_no_mail_not_the_local_mailbox() {
+        // spin.toml's defaults: mail_api_url points at the local mailbox, mail_provider is empty.
+        let defaults =
+            |n: &str| (n == "mail_api_url").then(|| "http://dev-mailbox.spin.internal".to_string());
+        let read = MailSettings::from_variables(defaults, Duration::from_secs(10));
+        assert!(matches!(read, Ok(None)));
+        let status = MailStatus::of(&read);
+        assert!(!status.configured);
+        assert!(status.problem.unwrap_or_default().contains("mail_provider"));
+        assert_eq!(
+            MailStatus::of_provider(Some(" ")),
+            MailStatus::of(&Ok(None))
+        );
+        assert_eq!(
+            MailStatus::of_provider(Some("postmark")).provider,
+            Some("postmark")
+        );
+        assert!(!MailStatus::of_provider(Some("smtp")).configured);
     }
 
     #[test]

@@ -379,7 +379,7 @@ fn parse_key(raw: &str) -> Result<String, ApiError> {
 /// `POST /api/clients/:id/portal-password/reset`.
 pub fn reset(
     ctx: &Ctx<'_>,
-    mail: &MailSettings,
+    mail: Option<&MailSettings>,
     transport: &dyn Transport,
     staff: Account,
     role: Role,
@@ -404,9 +404,16 @@ pub fn reset(
         return repeat(ctx, transport, first);
     }
     let client = load_client(ctx.db, client_id)?.ok_or_else(ApiError::not_found)?;
-    let sent_to = match delivery {
-        Delivery::Display => None,
-        Delivery::Email => Some(email_to_use(&client)?),
+    // Fail closed: with no provider nothing is "sent", and nothing changes.
+    let sent_to = match (delivery, mail) {
+        (Delivery::Display, _) => None,
+        (Delivery::Email, None) => {
+            return Err(ApiError::mail_not_configured(format!(
+                "The temporary password cannot be emailed. {} Nothing was changed; show the password once instead (Other ways).",
+                mail::NOT_CONFIGURED
+            )));
+        }
+        (Delivery::Email, Some(mail)) => Some((email_to_use(&client)?, mail)),
     };
     let temporary = passwords::temporary()?;
     let phc = passwords::hash(&passwords::temporary_canonical(temporary.expose()))?;
@@ -426,10 +433,15 @@ pub fn reset(
             "UPDATE portal_resets SET status = 'superseded', pending_phc = NULL WHERE client_id = ? AND status = 'pending'",
             &[client_id.into()],
         )?;
-        let username = choose_username(ctx.db, client_id, &client, sent_to.as_ref())?;
+        let username = choose_username(
+            ctx.db,
+            client_id,
+            &client,
+            sent_to.as_ref().map(|(to, _)| to),
+        )?;
         let created_at = ctx.clock.now().to_string();
         match (&sent_to, delivery) {
-            (Some(to), Delivery::Email) => {
+            (Some((to, mail)), Delivery::Email) => {
                 let delivery_id = insert_delivery(
                     ctx,
                     mail,
@@ -499,7 +511,7 @@ pub fn reset(
             username,
         } => (reset_id, delivery_id, public_id, username),
     };
-    let Some(to) = sent_to else {
+    let Some((to, mail)) = sent_to else {
         return Err(ApiError::internal());
     };
     let expires_human =

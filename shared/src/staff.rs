@@ -226,11 +226,12 @@ pub enum Handed {
     },
 }
 
-/// Emails a new staff member their temporary password; if the email fails, hands it back to
-/// show once instead, so the account is never left without a way in.
+/// Emails a new staff member their temporary password; if the email fails, or no mail
+/// provider is configured, hands it back to show once instead, with the reason, so the
+/// account is never left without a way in.
 pub fn email_temporary_password(
     ctx: &Ctx<'_>,
-    mail: &crate::mail::MailSettings,
+    mail: Option<&crate::mail::MailSettings>,
     transport: &dyn crate::mail::Transport,
     admin: Account,
     added: Added,
@@ -238,6 +239,27 @@ pub fn email_temporary_password(
     let to = Email::parse(&added.staff.email).map_err(|_| ApiError::internal())?;
     let subject = format!("staff:{}", added.staff.id);
     let actor = admin.label();
+    let Some(mail) = mail else {
+        let reason = crate::mail::NOT_CONFIGURED.to_string();
+        transaction(ctx.db, || {
+            audit::record(
+                ctx.db,
+                ctx.clock,
+                &actor,
+                "staff_password_shown",
+                Some(&subject),
+                json!({ "reason": "mail_not_configured" }),
+            )
+        })?;
+        return Ok((
+            added.staff,
+            Handed::Shown {
+                temporary_password: added.temporary_password,
+                reason,
+            },
+            added.expires_at,
+        ));
+    };
     let expires_human = added
         .expires_at
         .parse::<jiff::Timestamp>()

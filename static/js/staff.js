@@ -413,7 +413,9 @@ function renderPortal(section, refresh) {
   const p = selected.portal;
   const c = selected.client;
   const result = h("div", { class: "result", tabindex: "-1" });
-  const resetButton = h("button", { type: "button", class: "primary" }, "Reset and Send New");
+  const mailReady = !selected.mail || selected.mail.configured;
+  const resetButton = h("button", { type: "button", class: "primary", disabled: !mailReady,
+    "aria-describedby": mailReady ? null : "mail-off" }, "Reset and Send New");
   resetButton.addEventListener("click", () => resetAndSend(resetButton, result, refresh));
   const showButton = h("button", { type: "button", class: "secondary" }, "Show a temporary password once");
   showButton.addEventListener("click", () => showOnce(showButton, result, refresh));
@@ -428,9 +430,13 @@ function renderPortal(section, refresh) {
       p.last_sign_in_at ? [h("dt", {}, "Last sign-in"), h("dd", {}, when(p.last_sign_in_at))] : null),
     describeReset(p.last_reset),
     h("p", { class: "password-row" }, h("span", { class: "label" }, "Password: "), resetButton, " ", refreshButton),
-    h("p", { class: "hint" }, `The new temporary password goes to ${c.email || "the client's email (none on file)"}.`),
+    mailReady
+      ? h("p", { class: "hint" }, `The new temporary password goes to ${c.email || "the client's email (none on file)"}.`)
+      : h("p", { class: "alert alert-warn", id: "mail-off" }, h("strong", {}, "Email is not set up. "),
+        "This Caseport cannot send email, so Reset and Send New is off. Use “Show a temporary password once” under Other ways, ",
+        "and ask your operator to set the mail_provider variable."),
     result,
-    h("details", {}, h("summary", {}, "Other ways"),
+    h("details", { open: !mailReady }, h("summary", {}, "Other ways"),
       h("p", {}, "Give the client a temporary password in person or by phone; no email is sent."), showButton,
       me.role === "admin" ? setPasswordForm(c.id, refresh) : null));
 }

@@ -1,6 +1,8 @@
 //! Caseport's own spin.toml under the runtime: the web component and the local mailbox.
 
-use caseport_tests::Up;
+use caseport_tests::demo::{ADMIN, CASEY};
+use caseport_tests::{Server, Staff, Up};
+use serde_json::json;
 
 const SECURITY_HEADERS: &[&str] = &[
     "content-security-policy",
@@ -76,54 +78,190 @@ fn the_openapi_document_is_served() {
 }
 
 #[test]
-fn the_local_mailbox_captures_mail_sent_in_postmarks_format() {
-    let app = Up::caseport().start().unwrap();
+fn the_local_mailbox_captures_what_the_components_send_and_nothing_else() {
+    let app = caseport_tests::demo_app();
     let page = app.get("/dev/mailbox");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Local only"), "{}", page.body);
     assert_eq!(
         app.get("/dev/mailbox/api/messages").json()["messages"],
-        serde_json::json!([])
+        json!([])
     );
 
-    let email = serde_json::json!({
+    // A reset hands the email to the mailbox through service chaining.
+    let casey = Staff::sign_in(&app, CASEY);
+    let albert = app.client_id("Jack");
+    let sent = casey.send(
+        "POST",
+        &format!("/api/clients/{albert}/portal-password/reset"),
+        &json!({ "delivery": "email", "idempotency_key": "mailbox-test-1" }),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let listed = app.get("/dev/mailbox/api/messages").json();
+    let messages = listed["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    let username = sent.json()["username"].as_str().unwrap().to_string();
+    assert!(
+        messages[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("temporary password")
+    );
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Username: {username}")),
+        "{}",
+        messages[0]["text"]
+    );
+
+    // Mail is handed over by components only: a program on this computer cannot post any.
+    let email = json!({
         "From": "portal@clinic.example",
         "To": "jdoe123@hotmail.com",
-        "Subject": "Your new temporary password",
-        "TextBody": "Temporary password: <not in this test>",
-        "HtmlBody": "<p>hi</p>",
+        "Subject": "Planted",
+        "TextBody": "planted",
         "MessageStream": "outbound"
     });
-    let unauthenticated = app.send("POST", "/dev/mailbox/email", email.to_string().as_bytes());
-    assert_eq!(unauthenticated.status, 401);
-    assert_eq!(unauthenticated.json()["ErrorCode"], 10);
-    let accepted = caseport_tests::post_json_with(
+    let planted = caseport_tests::post_json_with(
         &app,
         "/dev/mailbox/email",
         &email,
         &[("x-postmark-server-token", "local")],
     );
-    assert_eq!(accepted.status, 200, "{}", accepted.body);
-    let answer = accepted.json();
-    assert_eq!(answer["ErrorCode"], 0);
-    assert_eq!(answer["To"], "jdoe123@hotmail.com");
-    let id = answer["MessageID"].as_str().unwrap().to_string();
-
-    let listed = app.get("/dev/mailbox/api/messages").json();
-    let messages = listed["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0]["id"], id.as_str());
-    assert_eq!(messages[0]["to"], "jdoe123@hotmail.com");
-    assert_eq!(messages[0]["subject"], "Your new temporary password");
-
-    let bad = caseport_tests::post_json_with(
-        &app,
-        "/dev/mailbox/email",
-        &serde_json::json!({"From": "a@b.c", "To": "nobody", "Subject": "x"}),
-        &[("x-postmark-server-token", "local")],
+    assert_eq!(planted.status, 403, "{}", planted.body);
+    assert_eq!(planted.json()["error"]["code"], "local_only");
+    assert_eq!(
+        app.get("/dev/mailbox/api/messages").json()["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
     );
-    assert_eq!(bad.status, 422);
-    assert_eq!(bad.json()["ErrorCode"], 300);
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_on_loopback() {
+    let app = caseport_tests::demo_app();
+    let port = app.base.rsplit_once(':').unwrap().1.to_string();
+    // A page of another site that pointed its own name at 127.0.0.1 (DNS rebinding).
+    for path in ["/dev/mailbox/api/messages", "/api/auth/me", "/"] {
+        let r = app.get_with(path, &[("host", &format!("evil.example:{port}"))]);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "bad_host");
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("clinic-a.localhost:{port}"),
+    ] {
+        let r = app.get_with("/dev/mailbox/api/messages", &[("host", &host)]);
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+}
+
+#[test]
+fn with_spin_tomls_defaults_nothing_is_emailed_and_nothing_is_captured() {
+    // spin.toml's defaults, with demo data only so that someone can sign in.
+    let app = Up::caseport()
+        .variable("demo_data", "true")
+        .start()
+        .unwrap();
+    assert!(
+        app.wait_for_output("Warning: Email is not set up"),
+        "{}",
+        app.output.text()
+    );
+    assert!(app.output.text().contains("mail_provider"));
+    let status = app.get("/api/status").json();
+    assert_eq!(status["status"], "attention");
+    assert_eq!(status["mail"]["configured"], false);
+    assert!(
+        status["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("mail_provider")
+    );
+
+    for path in [
+        "/dev/mailbox",
+        "/dev/mailbox/api/messages",
+        "/dev/mailbox/mailbox.js",
+    ] {
+        assert_eq!(app.get(path).status, 404, "{path}");
+    }
+
+    let casey = Staff::sign_in(&app, CASEY);
+    let jane = app.client_id("Jane");
+    let db = app.db();
+    let credential = |db: &caseport_shared::native::NativeDb| {
+        use caseport_shared::ports::Db;
+        db.execute(
+            "SELECT phc, changed_at FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
+            &[jane.into()],
+        )
+        .unwrap()
+        .rows
+    };
+    let before = credential(&db);
+    let info = casey.get(&format!("/api/clients/{jane}")).json();
+    assert_eq!(info["mail"]["configured"], false);
+    let refused = casey.send(
+        "POST",
+        &format!("/api/clients/{jane}/portal-password/reset"),
+        &json!({ "delivery": "email", "idempotency_key": "no-mail-0001" }),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "mail_not_configured");
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mail_provider")
+    );
+    assert_eq!(credential(&db), before, "no password written");
+    for table in ["portal_resets", "mail_deliveries"] {
+        use caseport_shared::ports::Db;
+        let n = db
+            .execute(&format!("SELECT count(*) FROM {table}"), &[])
+            .unwrap()
+            .first()
+            .and_then(|r| r.int(0));
+        assert_eq!(n, Some(0), "{table}");
+    }
+
+    // The show-once way still works.
+    let shown = casey.send(
+        "POST",
+        &format!("/api/clients/{jane}/portal-password/reset"),
+        &json!({ "delivery": "display", "idempotency_key": "no-mail-0002" }),
+    );
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.json()["status"], "shown");
+
+    // A new staff member's password is shown once, with the reason.
+    let admin = Staff::sign_in(&app, ADMIN);
+    let added = admin.send(
+        "POST",
+        "/api/staff",
+        &json!({ "email": "new.hire@example.org", "display_name": "New Hire", "role": "case_manager" }),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(added.json()["delivery"], "display");
+    assert!(
+        added.json()["mail_error"]
+            .as_str()
+            .unwrap()
+            .contains("mail_provider")
+    );
+
+    // Forgot password says plainly that no link can come.
+    let forgot = app.post(
+        "/api/auth/forgot",
+        &json!({ "email": "jdoe123@hotmail1.cmo" }),
+    );
+    assert_eq!(forgot.status, 503, "{}", forgot.body);
+    assert_eq!(forgot.json()["error"]["code"], "mail_not_configured");
 }
 
 #[test]
@@ -146,7 +284,7 @@ fn the_local_mailbox_does_not_exist_with_a_real_provider() {
 fn every_documented_route_is_served() {
     // The local mailbox exists only with the dev-mailbox provider, the webhooks only with a
     // real one: each route must be served by one of the two configurations.
-    let local = Up::caseport().start().unwrap();
+    let local = Up::local().start().unwrap();
     let hosted = Up::caseport()
         .variable("mail_provider", "postmark")
         .variable("mail_api_url", "https://api.postmarkapp.com")
@@ -196,4 +334,31 @@ fn every_documented_route_is_served() {
         checked >= 20,
         "only {checked} operations found in docs/openapi.yaml"
     );
+}
+
+#[test]
+fn reachable_from_other_machines_it_warns_and_the_mailbox_answers_only_this_computer() {
+    // Alone in a private network, listening on every address, reached from one that is not
+    // loopback: as another machine on the clinic's network would reach it.
+    let app = Up::local().start_isolated().unwrap();
+    assert!(
+        app.wait_for_output("with demo data"),
+        "no warning about listening beyond loopback:\n{}",
+        app.output.text()
+    );
+    let port = app.port();
+    let (outside, inside, api) = app.in_network(|| {
+        let outside = format!("http://{}:{port}", caseport_tests::ISOLATED_IP);
+        let inside = format!("http://127.0.0.1:{port}");
+        (
+            Server::get_url(&format!("{outside}/dev/mailbox/api/messages"), &[]),
+            Server::get_url(&format!("{inside}/dev/mailbox/api/messages"), &[]),
+            Server::get_url(&format!("{outside}/api/auth/me"), &[]),
+        )
+    });
+    assert_eq!(outside.status, 403, "{}", outside.body);
+    assert_eq!(outside.json()["error"]["code"], "local_only");
+    assert_eq!(inside.status, 200, "{}", inside.body);
+    // Not on loopback, the runtime does not check Host names: the app answers as usual.
+    assert_eq!(api.status, 401, "{}", api.body);
 }

@@ -19,7 +19,7 @@ const WEBHOOK_SECRET: &str = "hook-secret-for-tests";
 const TOKEN: &str = "provider-token-7f3a";
 
 fn demo() -> Up {
-    Up::caseport().variable("demo_data", "true")
+    Up::local()
 }
 
 /// Caseport sending through `fake`, with webhooks enabled.

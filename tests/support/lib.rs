@@ -16,18 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod fake_mail;
+pub mod packages;
 pub mod webdriver;
-
-/// Every wasm package: the application's components and the test probe.
-pub const WASM_PACKAGES: &[&str] = &[
-    "caseport-login",
-    "caseport-caseload",
-    "caseport-client-info",
-    "caseport-reset-and-send",
-    "caseport-web",
-    "caseport-dev-mailbox",
-    "caseport-probe",
-];
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -62,23 +52,18 @@ pub fn caseport_binary() -> &'static Path {
                 Err(format!("building {what} failed: {status}"))
             }
         };
-        // Cargo does not add the wasm32-wasip2 target that rust-toolchain.toml names;
-        // `rustup toolchain install` does, and is quick when it is there already.
-        let _ = Command::new("rustup")
-            .args(["toolchain", "install"])
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .status();
         let mut host = cargo();
         host.args(["build", "--release", "-p", "caseport", "--bin", "caseport"]);
         run(host, "the runtime")?;
-        let mut wasm = cargo();
-        wasm.args(["build", "--target", "wasm32-wasip2", "--profile", "wasm"]);
-        for p in WASM_PACKAGES {
-            wasm.args(["-p", p]);
+        let binary = root().join("target/release/caseport");
+        // `caseport build` is `spin build`: it installs the wasm32-wasip2 target that
+        // rust-toolchain.toml names (cargo does not), then runs each build command.
+        for manifest in [root().join("spin.toml"), probe_manifest()] {
+            let mut build = Command::new(&binary);
+            build.arg("build").arg("--from").arg(&manifest);
+            run(build, &format!("the components of {}", manifest.display()))?;
         }
-        run(wasm, "the wasm components")?;
-        Ok(root().join("target/release/caseport"))
+        Ok(binary)
     });
     match built {
         Ok(p) => p,
@@ -96,9 +81,17 @@ pub struct Up {
 }
 
 impl Up {
-    /// The Caseport application itself.
+    /// The Caseport application itself, with spin.toml's defaults (no mail provider, no
+    /// demo data: a production start).
     pub fn caseport() -> Self {
         Self::default()
+    }
+
+    /// Caseport as the README's run command starts it: demo data and the local mailbox.
+    pub fn local() -> Self {
+        Self::caseport()
+            .variable("demo_data", "true")
+            .variable("mail_provider", "dev-mailbox")
     }
 
     /// The probe application, with its one required variable set.
@@ -153,12 +146,28 @@ impl Up {
 
     /// Starts the server and waits until it listens.
     pub fn start(self) -> Result<Server> {
+        self.launch("127.0.0.1:0", false)
+    }
+
+    /// Starts the server alone in a private network namespace (`unshare --net`, as root),
+    /// whose loopback interface also carries [`ISOLATED_IP`]: there it listens on every
+    /// address and can be reached from an address that is not loopback, while nothing
+    /// outside the namespace can reach it. Talk to it inside [`Server::in_network`].
+    pub fn start_isolated(self) -> Result<Server> {
+        self.launch("0.0.0.0:0", true)
+    }
+
+    fn launch(self, listen: &str, isolated: bool) -> Result<Server> {
         let temp = tempfile::tempdir()?;
         let state = self
             .state_dir
             .clone()
             .unwrap_or_else(|| temp.path().join("state"));
-        let mut child = self.command(&state, "127.0.0.1:0").spawn()?;
+        let mut command = self.command(&state, listen);
+        if isolated {
+            command = in_private_network(&command)?;
+        }
+        let mut child = command.spawn()?;
         let output = Output::capture(&mut child);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -208,6 +217,35 @@ impl Up {
             thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The address that is not loopback in the private network of [`Up::start_isolated`].
+pub const ISOLATED_IP: &str = "10.77.0.1";
+
+/// `command`, run in a new network namespace that has only the loopback interface, up, with
+/// [`ISOLATED_IP`] added to it.
+fn in_private_network(command: &Command) -> Result<Command> {
+    packages::ensure(&[("ip", "iproute2")]);
+    let ip =
+        packages::find_program(&["ip"]).context("`ip` (Debian package iproute2) is missing")?;
+    let mut c = Command::new("unshare");
+    c.args(["--net", "--", "sh", "-c"])
+        .arg(format!(
+            "{ip} link set lo up && {ip} addr add {ISOLATED_IP}/32 dev lo && exec \"$@\""
+        ))
+        .arg("sh")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    Ok(c)
 }
 
 /// The combined stdout and stderr of a child, collected as it arrives.
@@ -331,6 +369,41 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Runs `f` on a thread inside the server's network namespace (see
+    /// [`Up::start_isolated`]); only that thread moves.
+    pub fn in_network<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let pid = self.child.id();
+        thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                        .unwrap_or_else(|e| panic!("the server's network namespace: {e}"));
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .unwrap_or_else(|e| panic!("enter the server's network namespace: {e}"));
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|_| panic!("the request thread failed"))
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// GET `url` (absolute) with extra headers.
+    pub fn get_url(url: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        reply(req.call()).unwrap_or_else(|e| panic!("GET {url}: {e:#}"))
     }
 
     /// The absolute URL of `path`.
@@ -583,11 +656,10 @@ impl<'a> Staff<'a> {
     }
 }
 
-/// Caseport with the demo data, schema and data already in place (the first request
-/// migrates and loads them).
+/// Caseport as the README runs it (demo data, the local mailbox), schema and data already in
+/// place (the first request migrates and loads them).
 pub fn demo_app() -> Server {
-    let app = Up::caseport()
-        .variable("demo_data", "true")
+    let app = Up::local()
         .start()
         .unwrap_or_else(|e| panic!("start caseport: {e:#}"));
     assert_eq!(app.get("/api/auth/me").status, 401);

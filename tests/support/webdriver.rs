@@ -36,56 +36,17 @@ pub struct Browser {
 #[derive(Clone, Debug)]
 pub struct Element(String);
 
-fn find_program(names: &[&str]) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    names.iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-            .map(|p| p.to_string_lossy().into_owned())
-    })
-}
-
-/// Installs Debian's chromium and chromium-driver when they are missing (once per test run),
-/// as the test harness installs the wasm target: a fresh machine needs only the README's
-/// commands. Without root (or password-less sudo) the browser tests fail and say why.
-fn ensure_installed() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        if find_program(&["chromedriver"]).is_some() && find_program(&["chromium"]).is_some() {
-            return;
-        }
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        let apt = |args: &[&str]| {
-            let mut c = if root {
-                Command::new("apt-get")
-            } else {
-                let mut c = Command::new("sudo");
-                c.args(["-n", "apt-get"]);
-                c
-            };
-            c.args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let _ =
-            apt(&["update", "-q"]) && apt(&["install", "-y", "-q", "chromium", "chromium-driver"]);
-    });
-}
-
 impl Browser {
     /// Starts chromium headless with a `width` × `height` window.
     pub fn start(width: u32, height: u32) -> Result<Self> {
-        ensure_installed();
-        let driver_path = find_program(&["chromedriver", "chromium-driver"]).context(
+        crate::packages::ensure(&[
+            ("chromium", "chromium"),
+            ("chromedriver", "chromium-driver"),
+        ]);
+        let driver_path = crate::packages::find_program(&["chromedriver", "chromium-driver"]).context(
             "chromedriver is not installed: `apt-get install chromium chromium-driver` (the browser tests never skip)",
         )?;
-        let chromium = find_program(&["chromium", "chromium-browser"])
+        let chromium = crate::packages::find_program(&["chromium", "chromium-browser"])
             .context("chromium is not installed: `apt-get install chromium chromium-driver`")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?

@@ -57,7 +57,7 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
             let mail = env.mail()?;
             let added = staff::add(&ctx, me, role, &body)?;
             let (member, handed, expires_at) =
-                staff::email_temporary_password(&ctx, &mail, &WasiTransport, me, added)?;
+                staff::email_temporary_password(&ctx, mail.as_ref(), &WasiTransport, me, added)?;
             let body = match handed {
                 staff::Handed::Emailed { sent_to } => json!({
                     "staff": member,

@@ -44,6 +44,16 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
                 &json!({ "client": client, "email_check": email_check }),
             )
         }
-        _ => json(200, &client_info::view(&ctx, me, role, id, ctx.today())?),
+        _ => json(
+            200,
+            &client_info::view(
+                &ctx,
+                me,
+                role,
+                id,
+                ctx.today(),
+                caseport_edge::mail_provider_status(),
+            )?,
+        ),
     })
 }

@@ -1,12 +1,15 @@
 //! The `dev-mailbox` component: the local mail provider. It accepts mail in Postmark's
 //! `POST /email` format (reached by service chaining, through the same outbound-HTTP code as
 //! a real provider), keeps the newest messages in key-value, and shows them on a page.
-//! Every path answers 404 unless `mail_provider = "dev-mailbox"`.
+//! Every path answers 404 unless `mail_provider = "dev-mailbox"`, and only this computer (or,
+//! for `POST /email`, another component) gets an answer: the mailbox holds every captured
+//! password.
 
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
 use caseport_shared::api_error::ApiError;
+use caseport_shared::local_only::{self, Caller, caller};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -65,6 +68,24 @@ fn handle(req: Request) -> Response {
         .strip_prefix("/dev/mailbox")
         .unwrap_or(path)
         .to_string();
+    let header = |name: &str| req.header(name).and_then(|v| v.as_str());
+    let from = caller(
+        header("spin-client-addr"),
+        header("spin-full-url").and_then(local_only::authority),
+    );
+    let allowed = match info.as_str() {
+        // Mail is handed over by the other components only.
+        "/email" => from == Caller::Component,
+        _ => from == Caller::ThisComputer,
+    };
+    if !allowed {
+        eprintln!("dev-mailbox: refused a request that did not come from this computer");
+        return caseport_edge::error(&ApiError::new(
+            403,
+            "local_only",
+            "The local mailbox answers only on the computer that runs Caseport, at http://127.0.0.1 or http://localhost.",
+        ));
+    }
     match (req.method(), info.as_str()) {
         (Method::Get, "" | "/") => caseport_edge::builder(200)
             .header("content-type", "text/html; charset=utf-8")

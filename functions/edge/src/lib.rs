@@ -4,7 +4,7 @@
 pub mod outbound;
 
 use caseport_shared::api_error::ApiError;
-use caseport_shared::mail::MailSettings;
+use caseport_shared::mail::{MailSettings, MailStatus};
 use caseport_shared::ports::{Db, Kv, Rows, StorageError, SystemClock, Value};
 use caseport_shared::request::Incoming;
 use caseport_shared::security_headers::SECURITY_HEADERS;
@@ -115,13 +115,19 @@ impl Env {
         })
     }
 
-    /// The mail variables (only the components that send mail are granted them).
-    pub fn mail(&self) -> Result<MailSettings, ApiError> {
+    /// The mail variables as read (only the components that send mail are granted them):
+    /// `None` when no provider is configured, an error naming a malformed variable.
+    pub fn read_mail(&self) -> Result<Option<MailSettings>, String> {
         MailSettings::from_variables(
             |name| variables::get(name).ok(),
             std::time::Duration::from_secs(self.settings.mail_timeout_seconds.unsigned_abs()),
         )
-        .map_err(|why| {
+    }
+
+    /// The mail settings, `None` when no provider is configured; a malformed value is a
+    /// 500 `misconfigured` whose log line names the variable.
+    pub fn mail(&self) -> Result<Option<MailSettings>, ApiError> {
+        self.read_mail().map_err(|why| {
             eprintln!("configuration: {why}");
             ApiError::new(
                 500,
@@ -140,6 +146,12 @@ impl Env {
             settings: &self.settings,
         }
     }
+}
+
+/// Whether mail is configured, from `mail_provider` alone (for Client Information, which is
+/// granted no other mail variable).
+pub fn mail_provider_status() -> MailStatus {
+    MailStatus::of_provider(variables::get("mail_provider").ok().as_deref())
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {

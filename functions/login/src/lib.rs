@@ -9,7 +9,7 @@ use caseport_edge::outbound::WasiTransport;
 use caseport_edge::{Env, client_addr, incoming, json, json_with, session_token};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::auth::{self, SignIn};
-use caseport_shared::reset;
+use caseport_shared::{mail, reset, status};
 use serde_json::json;
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
@@ -41,7 +41,9 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
 /// Emails forgot-password links; a failure is recorded on its delivery and logged.
 fn email_links(links: &[auth::ResetLink]) {
     let sent = Env::open().and_then(|env| {
-        let mail = env.mail()?;
+        let Some(mail) = env.mail()? else {
+            return Err(ApiError::mail_not_configured(mail::NOT_CONFIGURED));
+        };
         for link in links {
             reset::send_reset_link(&env.ctx(), &mail, &WasiTransport, link)?;
         }
@@ -67,8 +69,9 @@ fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, A
         "/api/setup",
     ];
     match path {
-        "/api/auth/me" | "/api/auth/password-rules" if matches!(req.method(), Method::Get) => {}
-        "/api/auth/me" | "/api/auth/password-rules" => {
+        "/api/auth/me" | "/api/auth/password-rules" | "/api/status"
+            if matches!(req.method(), Method::Get) => {}
+        "/api/auth/me" | "/api/auth/password-rules" | "/api/status" => {
             return Err(ApiError::method_not_allowed("GET"));
         }
         p if known.contains(&p) && !is_post => return Err(ApiError::method_not_allowed("POST")),
@@ -135,9 +138,16 @@ fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, A
             200,
             &json!({ "min_length": env.settings.password_min_length, "max_length": caseport_shared::policy::MAX_LENGTH }),
         ),
+        "/api/status" => json(200, &status::status(&env.settings, &env.read_mail())),
         "/api/auth/forgot" => {
             let body: auth::ForgotRequest = incoming.json()?;
-            links.extend(auth::forgot(&ctx, &body, &client_addr(req))?);
+            let mail_configured = env.mail()?.is_some();
+            links.extend(auth::forgot(
+                &ctx,
+                mail_configured,
+                &body,
+                &client_addr(req),
+            )?);
             json(
                 202,
                 &json!({

@@ -46,7 +46,7 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
     let body: reset::ResetRequest = incoming.json()?;
     let mail = env.mail()?;
     Ok(
-        match reset::reset(&ctx, &mail, &WasiTransport, me, role, id, &body)? {
+        match reset::reset(&ctx, mail.as_ref(), &WasiTransport, me, role, id, &body)? {
             reset::Outcome::Json { status, body } => json(status, &body),
             reset::Outcome::Shown {
                 username,
@@ -72,7 +72,9 @@ fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
         return Err(ApiError::method_not_allowed("POST"));
     }
     let env = Env::open()?;
-    let mail = env.mail()?;
+    let Some(mail) = env.mail()? else {
+        return Err(ApiError::not_found());
+    };
     if Provider::parse(provider) != Some(mail.provider) || mail.provider == Provider::DevMailbox {
         return Err(ApiError::not_found());
     }

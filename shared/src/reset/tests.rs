@@ -58,7 +58,8 @@ impl FakeProvider {
 /// The shared test world, with Postmark as the mail provider.
 struct World {
     base: testing::World,
-    mail: MailSettings,
+    /// `None`: no mail provider configured.
+    mail: Option<MailSettings>,
 }
 
 impl std::ops::Deref for World {
@@ -137,7 +138,7 @@ impl World {
         let (casey, role) = self.staff(staff);
         reset(
             &self.ctx(),
-            &self.mail,
+            self.mail.as_ref(),
             provider,
             casey,
             role,
@@ -215,6 +216,39 @@ fn a_sent_password_is_the_only_one_that_works() {
         &p.password(0).to_lowercase()
     )));
     assert_eq!(w.delivery_status(), "accepted");
+}
+
+#[test]
+fn with_no_mail_provider_nothing_is_sent_or_changed_but_show_once_works() {
+    let mut w = World::new();
+    w.mail = None;
+    let jane = w.jane();
+    known_old_password(&w, jane);
+    let count = |sql: &str| w.id(sql);
+    let before = (
+        count("SELECT count(*) FROM portal_resets"),
+        count("SELECT count(*) FROM mail_deliveries"),
+        count("SELECT count(*) FROM audit_log"),
+    );
+    let p = FakeProvider::default();
+    let err = w.reset(&p, jane, "email", "key-00000009").err().unwrap();
+    assert_eq!((err.status, err.code), (503, "mail_not_configured"));
+    assert!(err.message.contains("mail_provider"), "{}", err.message);
+    assert!(p.bodies.borrow().is_empty());
+    let after = (
+        count("SELECT count(*) FROM portal_resets"),
+        count("SELECT count(*) FROM mail_deliveries"),
+        count("SELECT count(*) FROM audit_log"),
+    );
+    assert_eq!(before, after, "nothing written");
+    assert!(matches!(
+        w.portal_login("jdoe123@hotmail1.cmo", "jane's old long passphrase"),
+        Ok(SignIn::Session { .. })
+    ));
+    assert!(matches!(
+        w.reset(&p, jane, "display", "key-00000010"),
+        Ok(Outcome::Shown { .. })
+    ));
 }
 
 #[test]

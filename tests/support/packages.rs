@@ -1,0 +1,59 @@
+//! Debian packages the tests need (chromium, chromium-driver, iproute2, …), installed when
+//! missing, as the harness installs the wasm target: a fresh machine needs only the README's
+//! commands. Without root (or password-less sudo) the tests that need them fail and say why;
+//! they never skip.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The first of `names` found on PATH, as a full path.
+pub fn find_program(names: &[&str]) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .chain(["/usr/sbin".into(), "/sbin".into()])
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+            .map(|p| p.to_string_lossy().into_owned())
+    })
+}
+
+/// Makes sure each `(program, package)` is there, installing the packages of those that are
+/// not with apt-get (once per package per test run; one apt-get at a time).
+pub fn ensure(programs: &[(&str, &str)]) {
+    static TRIED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let Ok(mut tried) = TRIED.lock() else { return };
+    let missing: Vec<&str> = programs
+        .iter()
+        .filter(|(program, package)| {
+            find_program(&[program]).is_none() && !tried.contains(*package)
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    tried.extend(missing.iter().map(|p| p.to_string()));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        c.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend(&missing);
+    let _ = apt(&["update", "-q"]) && apt(&install);
+}
