@@ -1,14 +1,131 @@
-//! The one JSON error shape of the API: `{"error": {"code", "message", "field"?}}`.
+//! The one JSON error shape of the API, `{"error": {"code", "message", "field"?}}`, and the
+//! one list of error codes with their HTTP status.
+
+use std::fmt;
 
 use serde::Serialize;
 
-/// An error answered to a client, with its HTTP status.
+/// Declares every error code once: its variant, its text on the wire and its HTTP status.
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $text:literal => $status:literal,)*) => {
+        /// A stable, machine-readable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the order declared (the set docs/openapi.yaml must list).
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as the API writes it, such as `not_found`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status of every error with this code: decided here, and only here.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Code::$variant => $status,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The request body is not valid JSON.
+    BadJson = "bad_json" => 400,
+    /// The request could not be read.
+    BadRequest = "bad_request" => 400,
+    /// A webhook body that is not the provider's format.
+    BadWebhook = "bad_webhook" => 400,
+    /// Wrong username or password (the same for an unknown user).
+    InvalidCredentials = "invalid_credentials" => 401,
+    /// The forced-change step expired or was completed.
+    InvalidChangeToken = "invalid_change_token" => 401,
+    /// The emailed reset link expired or was used.
+    InvalidResetToken = "invalid_reset_token" => 401,
+    /// A webhook without valid credentials or signature.
+    InvalidSignature = "invalid_signature" => 401,
+    /// No session, or it ended.
+    NotSignedIn = "not_signed_in" => 401,
+    /// The right temporary password, past its expiry.
+    TemporaryPasswordExpired = "temporary_password_expired" => 401,
+    /// A state-changing request from another site's page.
+    BadOrigin = "bad_origin" => 403,
+    /// Not allowed for this role.
+    Forbidden = "forbidden" => 403,
+    /// The setup secret is wrong.
+    InvalidSetupToken = "invalid_setup_token" => 403,
+    /// Setup is off (no `setup_token`).
+    SetupDisabled = "setup_disabled" => 403,
+    /// The local mailbox, asked from anywhere but this computer.
+    LocalOnly = "local_only" => 403,
+    /// Nothing here, or not yours to see: the same answer.
+    NotFound = "not_found" => 404,
+    /// The path exists; the method does not.
+    MethodNotAllowed = "method_not_allowed" => 405,
+    /// An administrator exists already.
+    AlreadySetUp = "already_set_up" => 409,
+    /// A shown-once password is never shown again.
+    AlreadyShown = "already_shown" => 409,
+    /// A staff member has this email already.
+    EmailInUse = "email_in_use" => 409,
+    /// The client was sent a password moments ago.
+    RecentlyReset = "recently_reset" => 409,
+    /// Another reset of the client is sending.
+    ResetInProgress = "reset_in_progress" => 409,
+    /// A repeated key of a reset that was interrupted.
+    ResetInterrupted = "reset_interrupted" => 409,
+    /// Someone else changed the record first.
+    VersionConflict = "version_conflict" => 409,
+    /// The request body is too large.
+    BodyTooLarge = "body_too_large" => 413,
+    /// Not `application/json`.
+    UnsupportedMediaType = "unsupported_media_type" => 415,
+    /// A field is missing or invalid (`field` names it).
+    Invalid = "invalid" => 422,
+    /// The client's email address looks wrong.
+    EmailInvalid = "email_invalid" => 422,
+    /// The client has no email address.
+    NoEmail = "no_email" => 422,
+    /// The password and its confirmation differ.
+    PasswordsDiffer = "passwords_differ" => 422,
+    /// The new password breaks the policy (the message says how).
+    WeakPassword = "weak_password" => 422,
+    /// Throttled: see `Retry-After`.
+    TooManyAttempts = "too_many_attempts" => 429,
+    /// Something failed inside; the log has the detail.
+    Internal = "internal" => 500,
+    /// A setting is malformed; the log names it.
+    Misconfigured = "misconfigured" => 500,
+    /// The mail provider did not take the email.
+    MailFailed = "mail_failed" => 502,
+    /// No mail provider is configured: nothing was sent.
+    MailNotConfigured = "mail_not_configured" => 503,
+    /// Storage could not be reached.
+    StorageUnavailable = "storage_unavailable" => 503,
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// The HTTP status code.
-    pub status: u16,
-    /// A stable, machine-readable code, such as `not_found`.
-    pub code: &'static str,
+    pub code: Code,
     /// A sentence a person can act on.
     pub message: String,
     /// The request field at fault, when there is one.
@@ -32,9 +149,8 @@ struct Body<'a> {
 
 impl ApiError {
     /// An error with no field.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             field: None,
@@ -42,45 +158,55 @@ impl ApiError {
         }
     }
 
-    /// 422 `invalid` naming the field at fault.
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.to_string()),
-            ..Self::new(422, "invalid", message)
-        }
-    }
-
-    /// The same error with another code.
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.code = code;
+    /// The same error, naming the request field at fault.
+    pub fn at(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
         self
     }
 
-    /// 500 `internal`: something went wrong inside; the detail goes to the log, not here.
+    /// The same error, with the seconds after which a retry may succeed.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The HTTP status, from the code.
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// `invalid`, naming the field at fault.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::Invalid, message).at(field)
+    }
+
+    /// `internal`: something went wrong inside; the detail goes to the log, not here.
     pub fn internal() -> Self {
         Self::new(
-            500,
-            "internal",
+            Code::Internal,
             "Something went wrong on our side. Try again; if it keeps happening, contact support.",
         )
     }
 
-    /// 404 `not_found`, the same for "does not exist" and "not yours to see".
+    /// `not_found`, the same for "does not exist" and "not yours to see".
     pub fn not_found() -> Self {
-        Self::new(404, "not_found", "There is nothing at this address.")
+        Self::new(Code::NotFound, "There is nothing at this address.")
     }
 
-    /// 503 `mail_not_configured`: no mail provider is set, so nothing was sent (or changed).
-    pub fn mail_not_configured(message: impl Into<String>) -> Self {
-        Self::new(503, "mail_not_configured", message)
-    }
-
-    /// 405 `method_not_allowed`.
+    /// `method_not_allowed`.
     pub fn method_not_allowed(allowed: &str) -> Self {
         Self::new(
-            405,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             format!("This address accepts {allowed} only."),
+        )
+    }
+
+    /// `misconfigured`: `why` (naming the setting) goes to the operator's log.
+    pub fn misconfigured(why: &dyn fmt::Display) -> Self {
+        eprintln!("configuration: {why}");
+        Self::new(
+            Code::Misconfigured,
+            "Caseport is not configured correctly; the operator's log names the setting.",
         )
     }
 
@@ -88,7 +214,7 @@ impl ApiError {
     pub fn to_json(&self) -> String {
         let envelope = Envelope {
             error: Body {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 field: self.field.as_deref(),
             },
@@ -127,8 +253,23 @@ mod tests {
 
     #[test]
     fn messages_are_escaped_as_json() {
-        let e = ApiError::new(400, "bad_json", "a \"quoted\" <tag>\n");
+        let e = ApiError::new(Code::BadJson, "a \"quoted\" <tag>\n");
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(v["error"]["message"], "a \"quoted\" <tag>\n");
+    }
+
+    #[test]
+    fn every_code_is_distinct_and_has_a_client_or_server_error_status() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert!((400..600).contains(&code.status()), "{code}");
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
+        }
     }
 }

@@ -4,13 +4,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api_error::ApiError;
-use crate::audit;
-use crate::domain::{Account, AccountKind, Email, Password, Realm, Role, Token};
+use crate::api_error::{ApiError, Code};
+use crate::credentials::{self, Credential};
+use crate::ctx::Ctx;
+use crate::deliveries::{self, Recorded};
+use crate::domain::{Account, AccountKind, DisplayName, Email, Password, Realm, Role, Token};
+use crate::mail::{self, MailSettings, Transport};
 use crate::passwords::{self, Check};
 use crate::policy;
-use crate::ports::{Clock, Db, Kv, StorageError, transaction};
-use crate::settings::Settings;
+use crate::portal_resets;
+use crate::ports::{Db, StorageError, transaction};
 use crate::throttle;
 use crate::tokens::{self, Purpose};
 
@@ -18,38 +21,6 @@ use crate::tokens::{self, Purpose};
 const CHANGE_TOKEN_SECONDS: i64 = 15 * 60;
 /// How long an emailed reset link works.
 const RESET_TOKEN_SECONDS: i64 = 30 * 60;
-
-/// What the rules run on.
-pub struct Ctx<'a> {
-    pub db: &'a dyn Db,
-    pub kv: &'a dyn Kv,
-    pub clock: &'a dyn Clock,
-    pub settings: &'a Settings,
-}
-
-impl Ctx<'_> {
-    fn now(&self) -> i64 {
-        self.clock.now().as_second()
-    }
-
-    /// Today's date in the clinic's time zone.
-    pub fn today(&self) -> jiff::civil::Date {
-        self.clock
-            .now()
-            .to_zoned(self.settings.clinic_timezone.clone())
-            .date()
-    }
-
-    fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        subject: Option<&str>,
-        detail: serde_json::Value,
-    ) -> Result<(), StorageError> {
-        audit::record(self.db, self.clock, actor, action, subject, detail)
-    }
-}
 
 /// The signed-in user, as the API shows it.
 #[derive(Debug, Serialize, PartialEq)]
@@ -117,87 +88,23 @@ pub struct SetupRequest {
     pub password: String,
 }
 
-struct Credential {
-    account: Account,
-    phc: String,
-    must_change: bool,
-    /// Set only for a generated temporary password.
-    temp_expires_at: Option<jiff::Timestamp>,
-}
-
 fn invalid_credentials() -> ApiError {
     ApiError::new(
-        401,
-        "invalid_credentials",
+        Code::InvalidCredentials,
         "The username or password is not right. Check both and try again.",
     )
 }
 
 fn too_many_attempts(retry_after: u64) -> ApiError {
     let minutes = retry_after.div_ceil(60).max(1);
-    ApiError {
-        retry_after: Some(retry_after),
-        ..ApiError::new(
-            429,
-            "too_many_attempts",
-            format!(
-                "Too many attempts. Wait {minutes} minute{} and try again.",
-                if minutes == 1 { "" } else { "s" }
-            ),
-        )
-    }
-}
-
-fn weak(field: &str, w: policy::Weakness) -> ApiError {
-    ApiError {
-        field: Some(field.to_string()),
-        ..ApiError::new(422, "weak_password", w.0)
-    }
-}
-
-fn credential_from(rows: &crate::ports::Rows) -> Option<Credential> {
-    let r = rows.first()?;
-    Some(Credential {
-        account: Account {
-            kind: AccountKind::from_db(r.text(0)?)?,
-            id: r.int(1)?,
-        },
-        phc: r.text(2)?.to_string(),
-        must_change: r.int(3)? != 0,
-        temp_expires_at: r.text(4).and_then(|t| t.parse().ok()),
-    })
-}
-
-const CREDENTIAL_COLUMNS: &str =
-    "c.owner_kind, c.owner_id, c.phc, c.must_change, c.temp_expires_at";
-
-fn find_by_username(
-    db: &dyn Db,
-    realm: Realm,
-    username: &str,
-) -> Result<Option<Credential>, StorageError> {
-    let sql = match realm {
-        Realm::Staff => format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c JOIN staff s ON s.id = c.owner_id
-             WHERE c.owner_kind = 'staff' AND c.username = ? AND s.status = 'active'"
+    ApiError::new(
+        Code::TooManyAttempts,
+        format!(
+            "Too many attempts. Wait {minutes} minute{} and try again.",
+            if minutes == 1 { "" } else { "s" }
         ),
-        Realm::Portal => format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.owner_kind = 'client' AND c.username = ?"
-        ),
-    };
-    Ok(credential_from(
-        &db.execute(&sql, &[username.trim().into()])?,
-    ))
-}
-
-fn find_by_account(db: &dyn Db, account: Account) -> Result<Option<Credential>, StorageError> {
-    let sql = format!(
-        "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.owner_kind = ? AND c.owner_id = ?"
-    );
-    Ok(credential_from(&db.execute(
-        &sql,
-        &[account.kind.as_str().into(), account.id.into()],
-    )?))
+    )
+    .retry_after(retry_after)
 }
 
 /// The user as shown by the API.
@@ -234,68 +141,33 @@ pub fn user_view(db: &dyn Db, account: Account) -> Result<Option<UserView>, Stor
     })
 }
 
-/// The account's own words, which its password may not contain.
-fn own_words(db: &dyn Db, account: Account) -> Result<Vec<String>, StorageError> {
-    let rows = match account.kind {
-        AccountKind::Staff => db.execute("SELECT email, display_name FROM staff WHERE id = ?", &[account.id.into()])?,
-        AccountKind::Client => db.execute(
-            "SELECT c.username, cl.first_name || ' ' || cl.last_name FROM credentials c JOIN clients cl ON cl.id = c.owner_id
-             WHERE c.owner_kind = 'client' AND c.owner_id = ?",
-            &[account.id.into()],
-        )?,
-    };
-    let mut words = Vec::new();
-    if let Some(r) = rows.first() {
-        if let Some(email) = r.text(0) {
-            words.push(email.to_string());
-            if let Some((local, _)) = email.split_once('@') {
-                words.push(local.to_string());
-            }
-        }
-        if let Some(name) = r.text(1) {
-            words.extend(name.split_whitespace().map(str::to_string));
-        }
-    }
-    Ok(words)
-}
-
-/// Whether `new` is what the account signs in with now (a temporary password is compared in
-/// its canonical form).
-fn is_current(cred: &Credential, new: &Password) -> Result<bool, StorageError> {
-    let candidate = if cred.temp_expires_at.is_some() {
-        Password::new(passwords::temporary_canonical(new.expose()))
-    } else {
-        Password::new(new.expose().to_string())
-    };
-    Ok(matches!(
-        passwords::verify(&cred.phc, &candidate)?,
-        Check::Right { .. }
-    ))
-}
-
-fn check_new_password(
-    ctx: &Ctx<'_>,
-    cred: &Credential,
-    new: &Password,
-    field: &str,
-) -> Result<(), ApiError> {
-    let words = own_words(ctx.db, cred.account)?;
+/// Checks a password the account chose for itself: the policy (its own words included), not
+/// the temporary password it replaces, and not its current password.
+fn check_new_password(ctx: &Ctx<'_>, cred: &Credential, new: &Password) -> Result<(), ApiError> {
+    let is_current = cred.accepts(new.expose())?;
+    let own_words = credentials::own_words(ctx.db, cred.account)?;
     let context = policy::Context {
-        own_words: words.iter().map(String::as_str).collect(),
-        equals_temporary: cred.must_change && is_current(cred, new)?,
+        own_words: &own_words,
+        equals_temporary: cred.must_change && is_current,
     };
-    policy::check(new.expose(), ctx.settings.password_min_length, &context)
-        .map_err(|w| weak(field, w))?;
-    if !cred.must_change && is_current(cred, new)? {
-        return Err(weak(
-            field,
-            policy::Weakness("Choose a password different from your current one.".into()),
-        ));
+    policy::require(
+        new.expose(),
+        ctx.settings.password_min_length,
+        &context,
+        "new_password",
+    )?;
+    if !cred.must_change && is_current {
+        return Err(ApiError::new(
+            Code::WeakPassword,
+            "Choose a password different from your current one.",
+        )
+        .at("new_password"));
     }
     Ok(())
 }
 
-/// Stores a new password, revokes every session of the account, and starts a new one.
+/// Stores a password the account chose, ends its other sessions, starts a new one, and
+/// records it.
 fn replace_password(
     ctx: &Ctx<'_>,
     account: Account,
@@ -303,32 +175,19 @@ fn replace_password(
     action: &str,
     detail: serde_json::Value,
 ) -> Result<Token, StorageError> {
-    let now = ctx.clock.now();
-    ctx.db.execute(
-        "UPDATE credentials SET phc = ?, must_change = 0, temp_expires_at = NULL, changed_at = ?, last_sign_in_at = ?
-         WHERE owner_kind = ? AND owner_id = ?",
-        &[phc.into(), now.to_string().into(), now.to_string().into(), account.kind.as_str().into(), account.id.into()],
-    )?;
-    tokens::revoke_all_sessions(ctx.db, account)?;
-    tokens::drop_one_time_tokens(ctx.db, account)?;
+    let token = credentials::replace_password(ctx, account, phc)?;
     let label = account.label();
     ctx.audit(&label, action, Some(&label), detail)?;
-    tokens::start_session(ctx.db, ctx.kv, account, now.as_second())
+    Ok(token)
 }
 
-/// The lockout counter of an account, keyed by what sign-in is given (so the key says nothing
-/// about whether the account exists).
-fn account_throttle_key(kind: AccountKind, username: &str) -> String {
-    throttle::key("account", &format!("{}:{username}", kind.as_str()))
-}
-
-/// Signs in; see the Sign-in table of API.md for every answer.
+/// Signs in; docs/openapi.yaml lists every answer of `POST /api/auth/login`.
 pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<SignIn, ApiError> {
     let realm = Realm::parse(&req.realm)?;
     let password = Password::new(req.password.clone());
     let now = ctx.now();
     let username = req.username.trim().to_lowercase();
-    let account_key = account_throttle_key(realm.kind(), &username);
+    let account_key = credentials::lockout_key(realm.kind(), &username);
     let address_key = throttle::key("address", client_addr);
     for (key, limit) in [
         (address_key.clone(), throttle::PER_ADDRESS),
@@ -347,13 +206,13 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
         }
     }
 
-    let mut cred = find_by_username(ctx.db, realm, &username)?;
+    let mut cred = credentials::by_username(ctx.db, realm, &username)?;
     if realm == Realm::Portal
-        && let Some(account) = crate::reset::claim_parked(ctx, &username, &password)?
+        && let Some(account) = portal_resets::claim_parked(ctx, &username, &password)?
     {
         // An emailed password whose reset was interrupted: it works, and is now the
         // credential (checked again below like any other).
-        cred = find_by_account(ctx.db, account)?;
+        cred = credentials::by_account(ctx.db, account)?;
     }
     let right = match &cred {
         None => {
@@ -361,11 +220,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
             None
         }
         Some(c) => {
-            let typed = if c.temp_expires_at.is_some() {
-                Password::new(passwords::temporary_canonical(password.expose()))
-            } else {
-                password
-            };
+            let typed = c.candidate(password.expose());
             match passwords::verify(&c.phc, &typed)? {
                 Check::Right { rehash } => Some((c, rehash, typed)),
                 Check::Wrong => None,
@@ -394,8 +249,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
                 ctx.audit(&label, "sign_in_temporary_expired", Some(&label), json!({}))
             })?;
             return Err(ApiError::new(
-                401,
-                "temporary_password_expired",
+                Code::TemporaryPasswordExpired,
                 "This temporary password has expired. Ask your case manager to send a new one, or use Forgot password.",
             ));
         }
@@ -418,24 +272,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
         None
     };
     let token = transaction(ctx.db, || {
-        if let Some(phc) = &new_phc {
-            ctx.db.execute(
-                "UPDATE credentials SET phc = ? WHERE owner_kind = ? AND owner_id = ?",
-                &[
-                    phc.as_str().into(),
-                    cred.account.kind.as_str().into(),
-                    cred.account.id.into(),
-                ],
-            )?;
-        }
-        ctx.db.execute(
-            "UPDATE credentials SET last_sign_in_at = ? WHERE owner_kind = ? AND owner_id = ?",
-            &[
-                ctx.clock.now().to_string().into(),
-                cred.account.kind.as_str().into(),
-                cred.account.id.into(),
-            ],
-        )?;
+        credentials::record_sign_in(ctx, cred.account, new_phc.as_deref())?;
         ctx.audit(
             &label,
             "sign_in",
@@ -460,15 +297,14 @@ pub fn change_password(
     if let Some(change_token) = &req.change_token {
         let invalid = || {
             ApiError::new(
-                401,
-                "invalid_change_token",
+                Code::InvalidChangeToken,
                 "This step has expired or was already completed. Sign in again with your temporary password.",
             )
         };
         let account = tokens::peek_one_time(ctx.db, Purpose::Change, change_token, now)?
             .ok_or_else(invalid)?;
-        let cred = find_by_account(ctx.db, account)?.ok_or_else(invalid)?;
-        check_new_password(ctx, &cred, &new, "new_password")?;
+        let cred = credentials::by_account(ctx.db, account)?.ok_or_else(invalid)?;
+        check_new_password(ctx, &cred, &new)?;
         let phc = passwords::hash(new.expose())?;
         let token = transaction(ctx.db, || {
             if tokens::take_one_time(ctx.db, Purpose::Change, change_token, now)? != Some(account) {
@@ -499,20 +335,12 @@ pub fn change_password(
     };
     // The same counter as sign-in: five wrong passwords lock the account whichever way they
     // were typed.
-    let username = ctx
-        .db
-        .execute(
-            "SELECT username FROM credentials WHERE owner_kind = ? AND owner_id = ?",
-            &[account.kind.as_str().into(), account.id.into()],
-        )?
-        .first()
-        .and_then(|r| r.text(0).map(str::to_lowercase))
-        .ok_or_else(not_signed_in)?;
-    let key = account_throttle_key(account.kind, &username);
+    let username = credentials::username(ctx.db, account)?.ok_or_else(not_signed_in)?;
+    let key = credentials::lockout_key(account.kind, &username);
     if let Err(retry_after) = throttle::reserve(ctx.db, &key, throttle::PER_ACCOUNT, now)? {
         return Err(too_many_attempts(retry_after));
     }
-    let cred = find_by_account(ctx.db, account)?.ok_or_else(not_signed_in)?;
+    let cred = credentials::by_account(ctx.db, account)?.ok_or_else(not_signed_in)?;
     if passwords::verify(&cred.phc, &Password::new(current.clone()))? == Check::Wrong {
         let label = account.label();
         transaction(ctx.db, || {
@@ -521,7 +349,7 @@ pub fn change_password(
         return Err(invalid_credentials());
     }
     throttle::clear(ctx.db, &key)?;
-    check_new_password(ctx, &cred, &new, "new_password")?;
+    check_new_password(ctx, &cred, &new)?;
     let phc = passwords::hash(new.expose())?;
     let token = transaction(ctx.db, || {
         replace_password(
@@ -538,8 +366,7 @@ pub fn change_password(
 
 fn not_signed_in() -> ApiError {
     ApiError::new(
-        401,
-        "not_signed_in",
+        Code::NotSignedIn,
         "You are not signed in, or your session has ended. Sign in again.",
     )
 }
@@ -624,6 +451,37 @@ pub struct ResetLink {
     pub expires_at: i64,
 }
 
+/// Emails a forgot-password link; records the delivery, never the link.
+pub fn send_reset_link(
+    ctx: &Ctx<'_>,
+    mail: &MailSettings,
+    transport: &dyn Transport,
+    link: &ResetLink,
+) -> Result<(), StorageError> {
+    let subject = link.account.label();
+    let minutes = (link.expires_at - ctx.now()).div_euclid(60).max(1);
+    let what = Recorded {
+        purpose: "reset_link",
+        client_id: Some(link.account.id),
+        to: &link.email,
+        subject: &subject,
+        actor: "system",
+        sent_action: "reset_link_sent",
+        failed_action: "reset_link_failed",
+    };
+    deliveries::send_recorded(ctx, mail, transport, &what, |public_id| {
+        mail::reset_link_email(
+            mail,
+            &link.email,
+            &link.username,
+            link.token.expose(),
+            minutes,
+            public_id,
+        )
+    })
+    .map(drop)
+}
+
 /// The most portal accounts one address gets links for (siblings sharing a parent's address).
 const FORGOT_MAX_ACCOUNTS: i64 = 5;
 
@@ -641,7 +499,8 @@ pub fn forgot(
     // same for every address, so it tells nothing about accounts.
     if !mail_configured {
         eprintln!("forgot password: refused, {}", crate::mail::NOT_CONFIGURED);
-        return Err(ApiError::mail_not_configured(
+        return Err(ApiError::new(
+            Code::MailNotConfigured,
             "This portal cannot send email yet, so it cannot send you a link. Please contact your clinic to reset your password.",
         ));
     }
@@ -711,14 +570,13 @@ pub fn reset(ctx: &Ctx<'_>, req: &ResetRequest) -> Result<(UserView, Token), Api
     let now = ctx.now();
     let invalid = || {
         ApiError::new(
-            401,
-            "invalid_reset_token",
+            Code::InvalidResetToken,
             "This reset link has expired or was already used. Ask for a new one from the sign-in page.",
         )
     };
     let account =
         tokens::peek_one_time(ctx.db, Purpose::Reset, &req.token, now)?.ok_or_else(invalid)?;
-    let cred = find_by_account(ctx.db, account)?.ok_or_else(invalid)?;
+    let cred = credentials::by_account(ctx.db, account)?.ok_or_else(invalid)?;
     let new = Password::new(req.new_password.clone());
     check_new_password(
         ctx,
@@ -727,7 +585,6 @@ pub fn reset(ctx: &Ctx<'_>, req: &ResetRequest) -> Result<(UserView, Token), Api
             ..cred
         },
         &new,
-        "new_password",
     )?;
     let phc = passwords::hash(new.expose())?;
     let token = transaction(ctx.db, || {
@@ -757,15 +614,13 @@ fn any_admin(db: &dyn Db) -> Result<bool, StorageError> {
 pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
     let already = || {
         ApiError::new(
-            409,
-            "already_set_up",
+            Code::AlreadySetUp,
             "Caseport is already set up; sign in as an administrator.",
         )
     };
     let Some(expected) = &ctx.settings.setup_token else {
         return Err(ApiError::new(
-            403,
-            "setup_disabled",
+            Code::SetupDisabled,
             "Setup is not enabled: the operator sets the setup_token variable to allow it.",
         ));
     };
@@ -778,30 +633,20 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
             ctx.audit("anonymous", "setup_refused", None, json!({}))
         })?;
         return Err(ApiError::new(
-            403,
-            "invalid_setup_token",
+            Code::InvalidSetupToken,
             "The setup token is not right.",
         ));
     }
     let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
-    let name = req.display_name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "display_name",
-            "Enter a name of 1 to 100 characters.",
-        ));
-    }
-    let words = [email.as_ref(), email.local_part()];
-    let context = policy::Context {
-        own_words: words
-            .iter()
-            .copied()
-            .chain(name.split_whitespace())
-            .collect(),
-        equals_temporary: false,
-    };
-    policy::check(&req.password, ctx.settings.password_min_length, &context)
-        .map_err(|w| weak("password", w))?;
+    let name = DisplayName::parse(&req.display_name)?;
+    let own_words = policy::OwnWords::of(&[name.as_ref()], &[email.as_ref()]);
+    let context = policy::Context::chosen(&own_words);
+    policy::require(
+        &req.password,
+        ctx.settings.password_min_length,
+        &context,
+        "password",
+    )?;
     let phc = passwords::hash(&req.password)?;
     let now = ctx.clock.now().to_string();
     let id = transaction(ctx.db, || {
@@ -812,15 +657,12 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
             .db
             .execute(
                 "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, 'admin', ?) RETURNING id",
-                &[email.as_ref().into(), name.into(), now.as_str().into()],
+                &[email.as_ref().into(), name.as_ref().into(), now.as_str().into()],
             )?
             .first()
             .and_then(|r| r.int(0))
             .ok_or_else(ApiError::internal)?;
-        ctx.db.execute(
-            "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('staff', ?, ?, ?, ?)",
-            &[id.into(), email.as_ref().into(), phc.as_str().into(), now.as_str().into()],
-        )?;
+        credentials::create_staff(ctx, id, &email, &phc, None)?;
         let label = format!("staff:{id}");
         ctx.audit(
             &label,
@@ -843,6 +685,7 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Kv;
     use crate::testing::World;
 
     fn casey_login(ctx: &Ctx<'_>) -> Result<SignIn, ApiError> {

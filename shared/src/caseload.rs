@@ -7,10 +7,10 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, Code};
 use crate::audit;
-use crate::auth::Ctx;
 use crate::clients::{self, age};
+use crate::ctx::Ctx;
 use crate::domain::{Account, Role};
 use crate::ports::{Value, transaction};
 
@@ -274,8 +274,7 @@ pub fn list(
 ) -> Result<Page, ApiError> {
     if query.all && role != Role::Admin {
         return Err(ApiError::new(
-            403,
-            "forbidden",
+            Code::Forbidden,
             "Show All Clients is for administrators.",
         ));
     }

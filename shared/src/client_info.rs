@@ -6,13 +6,13 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, Code};
 use crate::audit;
-use crate::auth::Ctx;
 use crate::clients::{self, EmailCheck, age, check_email};
-use crate::domain::{Account, Role};
+use crate::credentials;
+use crate::ctx::Ctx;
+use crate::domain::{Account, AccountKind, Role};
 use crate::ports::{Db, StorageError, Value, transaction};
-use crate::throttle;
 
 /// The client record as the API shows it.
 #[derive(Debug, Serialize)]
@@ -40,7 +40,7 @@ pub struct Portal {
     pub last_sign_in_at: Option<String>,
     /// The last reset: when, by whom, how, and where its email got to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_reset: Option<crate::reset::LastReset>,
+    pub last_reset: Option<crate::portal_resets::LastReset>,
 }
 
 /// `GET /api/clients/:id`.
@@ -88,8 +88,13 @@ fn portal(ctx: &Ctx<'_>, id: i64) -> Result<Portal, StorageError> {
         "SELECT username, must_change, temp_expires_at, last_sign_in_at FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
         &[id.into()],
     )?;
-    let now = ctx.clock.now().as_second();
-    let last_reset = crate::reset::last_reset(ctx.db, ctx.settings, id, now)?;
+    let now = ctx.now();
+    let last_reset = crate::portal_resets::last_reset(
+        ctx.db,
+        id,
+        now,
+        crate::mail::longest_send_seconds(ctx.settings.mail_timeout_seconds),
+    )?;
     let Some(r) = rows.first() else {
         return Ok(Portal {
             status: "none",
@@ -100,15 +105,7 @@ fn portal(ctx: &Ctx<'_>, id: i64) -> Result<Portal, StorageError> {
         });
     };
     let username = r.string(0)?;
-    let key = throttle::key("account", &format!("client:{}", username.to_lowercase()));
-    let locked = ctx
-        .db
-        .execute(
-            "SELECT 1 FROM sign_in_throttle WHERE key = ? AND locked_until > ?",
-            &[key.into(), now.into()],
-        )?
-        .first()
-        .is_some();
+    let locked = credentials::is_locked(ctx.db, AccountKind::Client, &username, now)?;
     let status = if locked {
         "locked"
     } else if r.int(1) == Some(1) {
@@ -234,8 +231,7 @@ pub fn update(
     }
     let conflict = || {
         ApiError::new(
-            409,
-            "version_conflict",
+            Code::VersionConflict,
             "Someone else changed this client while you were editing. Reload to see their change, then make yours again.",
         )
     };

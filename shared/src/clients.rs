@@ -5,7 +5,7 @@
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, Code};
 use crate::domain::{Account, AccountKind, Email, Role};
 use crate::ports::{Db, StorageError};
 
@@ -221,7 +221,7 @@ fn closest_common_domain(domain: &str) -> Option<&'static str> {
 
 /// The signed-in staff member and their role, or why not.
 pub fn staff_role(db: &dyn Db, account: Account) -> Result<Role, ApiError> {
-    let forbidden = || ApiError::new(403, "forbidden", "This part of Caseport is for staff.");
+    let forbidden = || ApiError::new(Code::Forbidden, "This part of Caseport is for staff.");
     if account.kind != AccountKind::Staff {
         return Err(forbidden());
     }

@@ -119,6 +119,30 @@ impl fmt::Debug for Token {
     }
 }
 
+/// A person's name as staff see it: 1 to 100 characters, trimmed, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Parses the API's `display_name` field.
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "display_name",
+                "Enter a name of 1 to 100 characters.",
+            ));
+        }
+        Ok(Self(name.to_string()))
+    }
+}
+
+impl AsRef<str> for DisplayName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Who may sign in where: staff to the console, clients to the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Realm {

@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
+use crate::api_error::{ApiError, Code};
+
 /// The longest password accepted (NIST asks for at least 64).
 pub const MAX_LENGTH: usize = 256;
 
@@ -30,12 +32,61 @@ pub fn blocklist_len() -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Weakness(pub String);
 
+/// Words of an account's own, which its password may not contain: the words of its names,
+/// and its addresses whole and before the `@`. Lowercase.
+#[derive(Debug, Clone, Default)]
+pub struct OwnWords(Vec<String>);
+
+impl OwnWords {
+    /// From names (split into words) and addresses.
+    pub fn of(names: &[&str], addresses: &[&str]) -> Self {
+        let mut words: Vec<String> = names
+            .iter()
+            .flat_map(|n| n.split_whitespace())
+            .map(str::to_lowercase)
+            .collect();
+        for address in addresses.iter().map(|a| a.trim().to_lowercase()) {
+            if let Some((local, _)) = address.split_once('@') {
+                words.push(local.to_string());
+            }
+            if !address.is_empty() {
+                words.push(address);
+            }
+        }
+        Self(words)
+    }
+
+    /// Whether `word` is one of them.
+    pub fn contains(&self, word: &str) -> bool {
+        self.0.iter().any(|w| w == word)
+    }
+}
+
 /// What the policy knows about the account.
 pub struct Context<'a> {
-    /// Words of the account's own: email, its local part, first and last name.
-    pub own_words: Vec<&'a str>,
+    pub own_words: &'a OwnWords,
     /// Whether the new password matches the temporary one it replaces.
     pub equals_temporary: bool,
+}
+
+impl<'a> Context<'a> {
+    /// A password someone chose (not in place of a temporary one).
+    pub fn chosen(own_words: &'a OwnWords) -> Self {
+        Self {
+            own_words,
+            equals_temporary: false,
+        }
+    }
+}
+
+/// Checks a new password; a refusal is `weak_password` naming `field`, with what to do.
+pub fn require(
+    password: &str,
+    min_length: usize,
+    ctx: &Context<'_>,
+    field: &str,
+) -> Result<(), ApiError> {
+    check(password, min_length, ctx).map_err(|w| ApiError::new(Code::WeakPassword, w.0).at(field))
 }
 
 /// Checks a new password.
@@ -70,9 +121,8 @@ pub fn check(password: &str, min_length: usize, ctx: &Context<'_>) -> Result<(),
             "This password is a repeated or sequential pattern; choose another.".into(),
         ));
     }
-    for word in &ctx.own_words {
-        let word = word.trim().to_lowercase();
-        if word.chars().count() >= 3 && lower.contains(&word) {
+    for word in &ctx.own_words.0 {
+        if word.chars().count() >= 3 && lower.contains(word.as_str()) {
             return Err(Weakness(
                 "Do not use your name or email address in your password.".into(),
             ));
@@ -116,8 +166,9 @@ mod tests {
     use super::*;
 
     fn ctx() -> Context<'static> {
+        static WORDS: OnceLock<OwnWords> = OnceLock::new();
         Context {
-            own_words: vec!["jdoe123@hotmail.com", "jdoe123", "Jane", "Doe"],
+            own_words: WORDS.get_or_init(|| OwnWords::of(&["Jane Doe"], &["jdoe123@hotmail.com"])),
             equals_temporary: false,
         }
     }
@@ -198,8 +249,9 @@ mod tests {
 
     #[test]
     fn the_temporary_password_cannot_be_kept() {
+        let none = OwnWords::default();
         let c = Context {
-            own_words: vec![],
+            own_words: &none,
             equals_temporary: true,
         };
         assert!(
@@ -207,6 +259,15 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("temporary")
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_field() {
+        let e = require("short", 15, &ctx(), "new_password").unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (Code::WeakPassword, Some("new_password"))
         );
     }
 

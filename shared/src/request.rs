@@ -4,7 +4,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, Code};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -43,8 +43,7 @@ impl Incoming<'_> {
         }
         let refused = || {
             ApiError::new(
-                403,
-                "bad_origin",
+                Code::BadOrigin,
                 "This request came from another website and was refused. Use Caseport's own pages.",
             )
         };
@@ -76,8 +75,7 @@ impl Incoming<'_> {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.len() > MAX_BODY {
             return Err(ApiError::new(
-                413,
-                "body_too_large",
+                Code::BodyTooLarge,
                 format!("The request body is larger than {} KiB.", MAX_BODY / 1024),
             ));
         }
@@ -88,8 +86,7 @@ impl Incoming<'_> {
         });
         if !is_json {
             return Err(ApiError::new(
-                415,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "Send the request body as JSON, with Content-Type: application/json.",
             ));
         }
@@ -105,7 +102,7 @@ impl Incoming<'_> {
 }
 
 fn bad_json() -> ApiError {
-    ApiError::new(400, "bad_json", "The request body is not valid JSON.")
+    ApiError::new(Code::BadJson, "The request body is not valid JSON.")
 }
 
 fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -206,7 +203,7 @@ mod tests {
         ] {
             let e = err(body);
             assert_eq!(
-                (e.status, e.code),
+                (e.status(), e.code.as_str()),
                 (400, "bad_json"),
                 "{:?}",
                 String::from_utf8_lossy(body)
@@ -217,22 +214,22 @@ mod tests {
     #[test]
     fn a_missing_field_is_422_naming_it() {
         let e = err(br#"{"realm":"staff","username":"a"}"#);
-        assert_eq!((e.status, e.field.as_deref()), (422, Some("password")));
+        assert_eq!((e.status(), e.field.as_deref()), (422, Some("password")));
     }
 
     #[test]
     fn a_wrong_type_is_422_naming_the_field() {
         let e = err(br#"{"realm":"staff","username":5,"password":"b"}"#);
-        assert_eq!((e.status, e.field.as_deref()), (422, Some("username")));
+        assert_eq!((e.status(), e.field.as_deref()), (422, Some("username")));
         assert!(e.message.contains("expected a string"), "{}", e.message);
         let e = err(b"[1,2]");
-        assert_eq!(e.status, 422);
+        assert_eq!(e.status(), 422);
     }
 
     #[test]
     fn an_unknown_field_is_422() {
         let e = err(br#"{"realm":"staff","username":"a","password":"b","admin":true}"#);
-        assert_eq!((e.status, e.field.as_deref()), (422, Some("admin")));
+        assert_eq!((e.status(), e.field.as_deref()), (422, Some("admin")));
     }
 
     #[test]
@@ -240,12 +237,12 @@ mod tests {
         let e = incoming(b"{}", Some("text/plain"), None)
             .json::<Login>()
             .unwrap_err();
-        assert_eq!(e.status, 415);
+        assert_eq!(e.status(), 415);
         assert_eq!(
             incoming(b"{}", None, None)
                 .json::<Login>()
                 .unwrap_err()
-                .status,
+                .status(),
             415
         );
     }
@@ -257,7 +254,7 @@ mod tests {
             incoming(&body, Some("application/json"), None)
                 .json::<Login>()
                 .unwrap_err()
-                .status,
+                .status(),
             413
         );
     }
@@ -273,7 +270,7 @@ mod tests {
         let e = incoming(b"", None, Some("https://evil.example"))
             .check_origin()
             .unwrap_err();
-        assert_eq!((e.status, e.code), (403, "bad_origin"));
+        assert_eq!((e.status(), e.code.as_str()), (403, "bad_origin"));
         let mut cross = incoming(b"", None, None);
         cross.sec_fetch_site = Some("cross-site");
         assert!(cross.check_origin().is_err());

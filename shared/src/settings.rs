@@ -40,19 +40,43 @@ impl Default for Settings {
     }
 }
 
+/// A Spin variable whose value cannot be used: which one, and what is wrong with it, for the
+/// operator's log (never a secret's value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl SettingError {
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "variable {} {}", self.variable, self.problem)
+    }
+}
+
 fn number(
-    name: &str,
+    name: &'static str,
     raw: Option<String>,
     default: i64,
     min: i64,
     max: i64,
-) -> Result<i64, String> {
+) -> Result<i64, SettingError> {
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(default),
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "variable {name} = {s:?} must be a whole number from {min} to {max}"
+            _ => Err(SettingError::new(
+                name,
+                format!("= {s:?} must be a whole number from {min} to {max}"),
             )),
         },
     }
@@ -61,7 +85,7 @@ fn number(
 impl Settings {
     /// Reads the settings through `get` (a Spin variable lookup); a malformed value is an
     /// error naming the variable, never silently replaced.
-    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
         let d = Self::default();
         Ok(Self {
             password_min_length: number(
@@ -107,16 +131,13 @@ impl Settings {
                 None => jiff::tz::TimeZone::UTC,
                 Some(t) if t.is_empty() => jiff::tz::TimeZone::UTC,
                 Some(t) => jiff::tz::TimeZone::get(&t).map_err(|_| {
-                    format!("variable clinic_timezone = {t:?} is not a time zone name such as America/Chicago")
+                    SettingError::new(
+                        "clinic_timezone",
+                        format!("= {t:?} is not a time zone name such as America/Chicago"),
+                    )
                 })?,
             },
         })
-    }
-
-    /// How long an emailed reset may wait for the provider before it counts as interrupted:
-    /// every attempt timing out, the pauses between them, and a margin.
-    pub fn mail_stale_seconds(&self) -> i64 {
-        self.mail_timeout_seconds * i64::from(crate::mail::MAX_ATTEMPTS) + 15
     }
 
     /// Session lifetimes in seconds.
@@ -151,7 +172,8 @@ mod tests {
     fn malformed_values_name_the_variable() {
         let err = Settings::from_variables(|n| (n == "password_min_length").then(|| "six".into()))
             .unwrap_err();
-        assert!(err.contains("password_min_length"), "{err}");
+        assert_eq!(err.variable, "password_min_length");
+        assert!(err.to_string().contains("password_min_length"), "{err}");
         assert!(
             Settings::from_variables(|n| (n == "password_min_length").then(|| "4".into())).is_err()
         );

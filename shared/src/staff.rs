@@ -4,10 +4,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api_error::ApiError;
-use crate::audit;
-use crate::auth::Ctx;
-use crate::domain::{Account, Email, Password, Role};
+use crate::api_error::{ApiError, Code};
+use crate::credentials;
+use crate::ctx::Ctx;
+use crate::deliveries::{self, Recorded};
+use crate::domain::{Account, DisplayName, Email, Password, Role};
+use crate::mail::{self, MailSettings, Transport};
 use crate::passwords;
 use crate::ports::transaction;
 
@@ -26,8 +28,7 @@ fn admin_only(role: Role) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            403,
-            "forbidden",
+            Code::Forbidden,
             "Only administrators manage staff and assignments.",
         ))
     }
@@ -74,13 +75,7 @@ pub struct Added {
 pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<Added, ApiError> {
     admin_only(role)?;
     let email = Email::parse(&new.email).map_err(|m| ApiError::invalid("email", m))?;
-    let name = new.display_name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "display_name",
-            "Enter a name of 1 to 100 characters.",
-        ));
-    }
+    let name = DisplayName::parse(&new.display_name)?;
     let new_role = Role::from_db(&new.role)
         .ok_or_else(|| ApiError::invalid("role", "role is case_manager or admin."))?;
     let temp = passwords::temporary()?;
@@ -97,33 +92,24 @@ pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<
             &[email.as_ref().into()],
         )?;
         if taken.first().is_some() {
-            return Err(ApiError {
-                field: Some("email".into()),
-                ..ApiError::new(
-                    409,
-                    "email_in_use",
-                    "A staff member with this email already exists.",
-                )
-            });
+            return Err(ApiError::new(
+                Code::EmailInUse,
+                "A staff member with this email already exists.",
+            )
+            .at("email"));
         }
         let id = ctx
             .db
             .execute(
                 "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-                &[email.as_ref().into(), name.into(), new_role.as_str().into(), now.to_string().into()],
+                &[email.as_ref().into(), name.as_ref().into(), new_role.as_str().into(), now.to_string().into()],
             )?
             .first()
             .and_then(|r| r.int(0))
             .ok_or_else(ApiError::internal)?;
-        ctx.db.execute(
-            "INSERT INTO credentials (owner_kind, owner_id, username, phc, must_change, temp_expires_at, changed_at)
-             VALUES ('staff', ?, ?, ?, 1, ?, ?)",
-            &[id.into(), email.as_ref().into(), phc.as_str().into(), expires.to_string().into(), now.to_string().into()],
-        )?;
+        credentials::create_staff(ctx, id, &email, &phc, Some(&expires.to_string()))?;
         let subject = format!("staff:{id}");
-        audit::record(
-            ctx.db,
-            ctx.clock,
+        ctx.audit(
             &admin.label(),
             "staff_added",
             Some(&subject),
@@ -135,7 +121,7 @@ pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<
         staff: StaffView {
             id,
             email: email.to_string(),
-            display_name: name.to_string(),
+            display_name: name.as_ref().to_string(),
             role: new_role.as_str(),
             status: "active".into(),
         },
@@ -200,9 +186,7 @@ pub fn assign(
             &[a.staff_id.into(), client.into(), case_role.into(), today.as_str().into()],
         )?;
         let subject = format!("client:{client}");
-        audit::record(
-            ctx.db,
-            ctx.clock,
+        ctx.audit(
             &admin.label(),
             "client_assigned",
             Some(&subject),
@@ -231,8 +215,8 @@ pub enum Handed {
 /// account is never left without a way in.
 pub fn email_temporary_password(
     ctx: &Ctx<'_>,
-    mail: Option<&crate::mail::MailSettings>,
-    transport: &dyn crate::mail::Transport,
+    mail: Option<&MailSettings>,
+    transport: &dyn Transport,
     admin: Account,
     added: Added,
 ) -> Result<(StaffView, Handed, String), ApiError> {
@@ -240,11 +224,9 @@ pub fn email_temporary_password(
     let subject = format!("staff:{}", added.staff.id);
     let actor = admin.label();
     let Some(mail) = mail else {
-        let reason = crate::mail::NOT_CONFIGURED.to_string();
+        let reason = mail::NOT_CONFIGURED.to_string();
         transaction(ctx.db, || {
-            audit::record(
-                ctx.db,
-                ctx.clock,
+            ctx.audit(
                 &actor,
                 "staff_password_shown",
                 Some(&subject),
@@ -263,9 +245,9 @@ pub fn email_temporary_password(
     let expires_human = added
         .expires_at
         .parse::<jiff::Timestamp>()
-        .map(|t| crate::mail::human_time(t, &ctx.settings.clinic_timezone))
+        .map(|t| mail::human_time(t, &ctx.settings.clinic_timezone))
         .unwrap_or_else(|_| added.expires_at.clone());
-    let what = crate::reset::Recorded {
+    let what = Recorded {
         purpose: "temporary_password",
         client_id: None,
         to: &to,
@@ -274,8 +256,8 @@ pub fn email_temporary_password(
         sent_action: "staff_password_emailed",
         failed_action: "staff_password_email_failed",
     };
-    let sent = crate::reset::send_recorded(ctx, mail, transport, &what, |public_id| {
-        crate::mail::staff_welcome_email(
+    let sent = deliveries::send_recorded(ctx, mail, transport, &what, |public_id| {
+        mail::staff_welcome_email(
             mail,
             &to,
             &added.staff.display_name,
@@ -286,7 +268,7 @@ pub fn email_temporary_password(
     })?;
     let handed = match sent {
         Ok(_) => Handed::Emailed {
-            sent_to: crate::mail::masked(&to),
+            sent_to: mail::masked(&to),
         },
         Err(failure) => Handed::Shown {
             temporary_password: added.temporary_password,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::mail::{MailSettings, MailStatus, Provider};
-use crate::settings::Settings;
+use crate::settings::{SettingError, Settings};
 
 /// `GET /api/status`.
 #[derive(Debug, Serialize)]
@@ -20,7 +20,7 @@ pub struct Status {
 }
 
 /// The status of a deployment with these settings.
-pub fn status(settings: &Settings, mail: &Result<Option<MailSettings>, String>) -> Status {
+pub fn status(settings: &Settings, mail: &Result<Option<MailSettings>, SettingError>) -> Status {
     let mail_status = MailStatus::of(mail);
     let mut local_only = Vec::new();
     if settings.demo_data {

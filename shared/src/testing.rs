@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use crate::auth::Ctx;
+use crate::ctx::Ctx;
 use crate::native::{NativeDb, NativeKv};
 use crate::ports::Clock;
 use crate::settings::Settings;

@@ -90,6 +90,17 @@ pub fn refund(db: &dyn Db, key: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Whether a key is locked now.
+pub fn is_locked(db: &dyn Db, key: &str, now: i64) -> Result<bool, StorageError> {
+    Ok(db
+        .execute(
+            "SELECT 1 FROM sign_in_throttle WHERE key = ? AND locked_until > ?",
+            &[key.into(), now.into()],
+        )?
+        .first()
+        .is_some())
+}
+
 /// Forgets the attempts of a key (after a successful sign-in).
 pub fn clear(db: &dyn Db, key: &str) -> Result<(), StorageError> {
     db.execute("DELETE FROM sign_in_throttle WHERE key = ?", &[key.into()])?;

@@ -125,3 +125,266 @@ fn the_code_is_formatted() {
             .unwrap();
     assert!(status.success(), "run `cargo fmt --all`");
 }
+
+/// The top-level module of `shared/src` a file belongs to (`mail/wire.rs` is `mail`).
+fn shared_module(file: &Path) -> String {
+    let rel = file.strip_prefix(root().join("shared/src")).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// Module → the modules it names as `crate::name`.
+fn shared_dependencies() -> Graph {
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src"), &mut files);
+    let mut graph = Graph::new();
+    for f in files {
+        let module = shared_module(&f);
+        let text = std::fs::read_to_string(&f).unwrap();
+        let deps = graph.entry(module.clone()).or_default();
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                deps.insert(name);
+            }
+        }
+        // `use crate::{a, b}` groups.
+        for (i, _) in text.match_indices("use crate::{") {
+            let group = &text[i + 12..];
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for name in group.split(',') {
+                let name = name
+                    .trim()
+                    .split("::")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if !name.is_empty() && name != module {
+                    deps.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+type Graph = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// A cycle of `graph`, as the path around it, if it has one.
+fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &Graph,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if done.contains(node) {
+            return None;
+        }
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn shared_has_no_module_cycle() {
+    let planted: Graph = [("a", "b"), ("b", "c"), ("c", "a")]
+        .iter()
+        .map(|(from, to)| (from.to_string(), [to.to_string()].into()))
+        .collect();
+    assert!(
+        find_cycle(&planted).is_some(),
+        "the check finds a planted cycle"
+    );
+    let graph = shared_dependencies();
+    assert!(graph.len() > 20, "{:?}", graph.keys());
+    assert!(graph["auth"].contains("credentials"), "the scan reads uses");
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!("module cycle in shared/: {}", cycle.join(" -> "));
+    }
+}
+
+#[test]
+fn api_components_enter_through_one_edge() {
+    // The Origin check, then storage, then the session: an order that is a security rule,
+    // kept in `caseport_edge::{api_request, staff_request}` alone.
+    for (component, entry) in [
+        ("login", "api_request("),
+        ("caseload", "staff_request("),
+        ("client-info", "staff_request("),
+        ("reset-and-send", "staff_request("),
+    ] {
+        let text = read(&format!("functions/{component}/src/lib.rs"));
+        assert!(text.contains(entry), "{component} does not use {entry}");
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("functions"), &mut files);
+    for f in files
+        .iter()
+        .filter(|f| !f.starts_with(root().join("functions/edge")))
+    {
+        let text = std::fs::read_to_string(f).unwrap();
+        for step in [
+            "check_origin",
+            "require_staff",
+            "require_session",
+            "Env::open",
+        ] {
+            assert!(!text.contains(step), "{} calls {step} itself", f.display());
+        }
+    }
+}
+
+#[test]
+fn the_error_codes_of_the_code_and_of_openapi_are_the_same_set() {
+    use std::collections::BTreeSet;
+    let mut code: BTreeSet<String> = caseport_shared::api_error::Code::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    // The runtime's own answers.
+    let mut files = Vec::new();
+    rust_files(&root().join("host/src"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, _) in text.match_indices("error_response(") {
+            let args = &text[i..text.len().min(i + 120)];
+            if let Some(name) = args.split('"').nth(1) {
+                code.insert(name.to_string());
+            }
+        }
+    }
+    let doc: serde_json::Value = {
+        let yaml = read("docs/openapi.yaml");
+        let line = yaml
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("Error:"))
+            .find(|l| l.trim_start().starts_with("enum: ["))
+            .expect("the Error schema's code enum");
+        let list = line.trim().trim_start_matches("enum: ");
+        serde_json::Value::Array(
+            list.trim_matches(['[', ']'])
+                .split(',')
+                .map(|c| serde_json::Value::String(c.trim().to_string()))
+                .collect(),
+        )
+    };
+    let documented: BTreeSet<String> = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert!(code.contains("bad_host") && code.contains("not_found"));
+    assert_eq!(
+        documented.difference(&code).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "documented but not in the code"
+    );
+    assert_eq!(
+        code.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "in the code but not in docs/openapi.yaml"
+    );
+}
+
+#[test]
+fn the_code_map_names_every_module_and_only_real_ones() {
+    let map = read("ARCHITECTURE.md");
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src"), &mut files);
+    for f in &files {
+        let module = shared_module(f);
+        if module == "lib" {
+            continue;
+        }
+        assert!(
+            map.contains(&format!("`{module}`")),
+            "ARCHITECTURE.md does not name shared's `{module}`"
+        );
+    }
+    for dir in [
+        "host/src",
+        "tests/support",
+        "tests/e2e",
+        "functions/edge/src",
+    ] {
+        let mut files = Vec::new();
+        rust_files(&root().join(dir), &mut files);
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            if ["main.rs", "lib.rs"].contains(&name.as_str()) {
+                continue;
+            }
+            let named = map.contains(&format!("`{name}`")) || map.contains(&format!("/{name}`"));
+            assert!(named, "ARCHITECTURE.md does not name {dir}/{name}");
+        }
+    }
+    // Every file the map names exists.
+    let mut all = Vec::new();
+    for dir in ["shared", "host", "tests", "functions", "xtask"] {
+        rust_files(&root().join(dir), &mut all);
+    }
+    for (i, _) in map.match_indices(".rs`") {
+        let start = map[..i].rfind('`').unwrap() + 1;
+        let name = &map[start..i + 3];
+        let name = name.rsplit('/').next().unwrap();
+        assert!(
+            all.iter().any(|f| f.file_name().is_some_and(|n| n == name)),
+            "ARCHITECTURE.md names {name}, which does not exist"
+        );
+    }
+}
+
+#[test]
+fn the_repository_cites_nothing_outside_it() {
+    let out = std::process::Command::new("git")
+        .args(["ls-files"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let mut checked = 0;
+    for path in listed.lines() {
+        if !["md", "rs", "toml", "yaml", "js", "html", "css"]
+            .iter()
+            .any(|e| path.ends_with(&format!(".{e}")))
+            || path.ends_with("Cargo.toml")
+            || path == "tests/e2e/architecture.rs"
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root().join(path)) else {
+            continue;
+        };
+        checked += 1;
+        for outside in ["DESIGN.md", "API.md", "STYLE.md", "../shared/", "seeds/"] {
+            assert!(!text.contains(outside), "{path} cites {outside}");
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}

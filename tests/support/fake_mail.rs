@@ -52,6 +52,8 @@ pub enum Act {
     InvalidAddress,
     /// Take the email, then wait this long before accepting it.
     Slow(Duration),
+    /// Take the email and answer nothing until [`FakeMail::release`] (at most a minute).
+    Hold,
 }
 
 /// One request the fake received.
@@ -87,6 +89,7 @@ pub struct FakeMail {
     pub token: String,
     state: Arc<Mutex<State>>,
     ids: Arc<AtomicUsize>,
+    released: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeMail {
@@ -99,6 +102,7 @@ impl FakeMail {
             token: token.to_string(),
             state: Arc::default(),
             ids: Arc::default(),
+            released: Arc::default(),
         };
         let server = fake.clone();
         thread::spawn(move || {
@@ -119,6 +123,11 @@ impl FakeMail {
     pub fn then(&self, act: Act) -> &Self {
         self.lock().script.push_back(act);
         self
+    }
+
+    /// Lets held emails ([`Act::Hold`]) be accepted.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -227,6 +236,15 @@ impl FakeMail {
                 Some(Act::InvalidAddress) => self.invalid_address(),
                 Some(Act::Slow(wait)) => {
                     thread::sleep(wait);
+                    self.accept()
+                }
+                Some(Act::Hold) => {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                    while !self.released.load(Ordering::SeqCst)
+                        && std::time::Instant::now() < deadline
+                    {
+                        thread::sleep(Duration::from_millis(10));
+                    }
                     self.accept()
                 }
                 None => self.accept(),

@@ -621,7 +621,7 @@ impl Reply {
     }
 }
 
-/// The demo accounts of API.md.
+/// The demo accounts (README, "Two commands").
 pub mod demo {
     pub const CASEY: (&str, &str) = ("casey.manager@example.org", "caseport-demo-manager");
     pub const ROBIN: (&str, &str) = ("robin.support@example.org", "caseport-demo-support");

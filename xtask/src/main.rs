@@ -485,7 +485,7 @@ fn scale_section() -> Result<()> {
             caseport_shared::native::NativeKv::in_memory().map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = caseport_shared::settings::Settings::default();
         let clock = caseport_shared::ports::SystemClock;
-        let ctx = caseport_shared::auth::Ctx {
+        let ctx = caseport_shared::ctx::Ctx {
             db: &recording,
             kv: &kv,
             clock: &clock,

@@ -6,9 +6,9 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{Env, client_id, incoming, json, session_token};
+use caseport_edge::{client_id, json, staff_request};
 use caseport_shared::api_error::ApiError;
-use caseport_shared::{auth, caseload, client_info, staff};
+use caseport_shared::{caseload, client_info, staff};
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -33,28 +33,26 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         (p, _) if p.ends_with("/assignments") => return Err(ApiError::method_not_allowed("POST")),
         _ => return Err(ApiError::not_found()),
     };
-    let incoming = incoming(req);
-    incoming.check_origin()?;
-    let env = Env::open()?;
-    let ctx = env.ctx();
-    let (me, role) = auth::require_staff(&ctx, session_token(req).as_deref())?;
+    let request = staff_request(req)?;
+    let ctx = request.ctx();
+    let (me, role) = (request.me, request.role);
     Ok(match route {
         "caseload" => {
             let query = caseload::Query::parse(req.query())?;
             json(200, &caseload::list(&ctx, me, role, &query, ctx.today())?)
         }
         "add_client" => {
-            let body: caseload::NewClient = incoming.json()?;
+            let body: caseload::NewClient = request.api.json()?;
             let id = caseload::add_client(&ctx, me, &body, ctx.today())?;
             let client =
-                client_info::load(&env.db, id, ctx.today())?.ok_or_else(ApiError::internal)?;
+                client_info::load(ctx.db, id, ctx.today())?.ok_or_else(ApiError::internal)?;
             json(201, &json!({ "client": client }))
         }
         "staff_list" => json(200, &json!({ "staff": staff::list(&ctx, role)? })),
         "staff_add" => {
-            let body: staff::NewStaff = incoming.json()?;
+            let body: staff::NewStaff = request.api.json()?;
             // Read before adding: a misconfigured provider refuses before anything changes.
-            let mail = env.mail()?;
+            let mail = request.api.env.mail()?;
             let added = staff::add(&ctx, me, role, &body)?;
             let (member, handed, expires_at) =
                 staff::email_temporary_password(&ctx, mail.as_ref(), &WasiTransport, me, added)?;
@@ -80,7 +78,7 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         }
         _ => {
             let client = client_id(req)?;
-            let body: staff::Assignment = incoming.json()?;
+            let body: staff::Assignment = request.api.json()?;
             json(
                 200,
                 &json!({ "assignment": staff::assign(&ctx, me, role, client, &body)? }),

@@ -5,9 +5,9 @@
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use caseport_edge::{Env, client_id, incoming, json, session_token};
+use caseport_edge::{client_id, json, staff_request};
 use caseport_shared::api_error::ApiError;
-use caseport_shared::{auth, client_info};
+use caseport_shared::client_info;
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -25,18 +25,16 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         (false, _) => return Err(ApiError::method_not_allowed("GET and PATCH")),
     }
     let id = client_id(req)?;
-    let incoming = incoming(req);
-    incoming.check_origin()?;
-    let env = Env::open()?;
-    let ctx = env.ctx();
-    let (me, role) = auth::require_staff(&ctx, session_token(req).as_deref())?;
+    let staff = staff_request(req)?;
+    let ctx = staff.ctx();
+    let (me, role) = (staff.me, staff.role);
     Ok(match (history, req.method()) {
         (true, _) => json(
             200,
             &json!({ "entries": client_info::history(&ctx, me, role, id)? }),
         ),
         (false, Method::Patch) => {
-            let patch: client_info::Patch = incoming.json()?;
+            let patch: client_info::Patch = staff.api.json()?;
             let (client, email_check) =
                 client_info::update(&ctx, me, role, id, &patch, ctx.today())?;
             json(

@@ -8,7 +8,7 @@
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use caseport_shared::api_error::ApiError;
+use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::local_only::{self, Caller, caller};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Method, Request, Response};
@@ -81,8 +81,7 @@ fn handle(req: Request) -> Response {
     if !allowed {
         eprintln!("dev-mailbox: refused a request that did not come from this computer");
         return caseport_edge::error(&ApiError::new(
-            403,
-            "local_only",
+            Code::LocalOnly,
             "The local mailbox answers only on the computer that runs Caseport, at http://127.0.0.1 or http://localhost.",
         ));
     }
@@ -112,8 +111,7 @@ fn handle(req: Request) -> Response {
 
 fn storage_error() -> ApiError {
     ApiError::new(
-        503,
-        "storage_unavailable",
+        Code::StorageUnavailable,
         "The local mailbox cannot reach its storage; try again.",
     )
 }

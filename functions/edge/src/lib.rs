@@ -4,10 +4,13 @@
 pub mod outbound;
 
 use caseport_shared::api_error::ApiError;
+use caseport_shared::ctx::Ctx;
+use caseport_shared::domain::{Account, Role};
 use caseport_shared::mail::{MailSettings, MailStatus};
 use caseport_shared::ports::{Db, Kv, Rows, StorageError, SystemClock, Value};
 use caseport_shared::request::Incoming;
 use caseport_shared::security_headers::SECURITY_HEADERS;
+use caseport_shared::settings::SettingError;
 use caseport_shared::settings::Settings;
 use caseport_shared::{auth, demo, schema};
 use serde::Serialize;
@@ -88,17 +91,10 @@ pub struct Env {
 
 impl Env {
     /// Opens storage, reads the settings, and brings the schema (and, if asked for, the demo
-    /// data) up to date.
-    pub fn open() -> Result<Self, ApiError> {
-        let settings =
-            Settings::from_variables(|name| variables::get(name).ok()).map_err(|why| {
-                eprintln!("configuration: {why}");
-                ApiError::new(
-                    500,
-                    "misconfigured",
-                    "Caseport is not configured correctly; the operator's log names the setting.",
-                )
-            })?;
+    /// data) up to date. Components reach it through [`api_request`] or [`staff_request`].
+    fn open() -> Result<Self, ApiError> {
+        let settings = Settings::from_variables(|name| variables::get(name).ok())
+            .map_err(|why| ApiError::misconfigured(&why))?;
         let db =
             SpinDb(sqlite::Connection::open_default().map_err(|e| StorageError(format!("{e:?}")))?);
         let kv =
@@ -117,7 +113,7 @@ impl Env {
 
     /// The mail variables as read (only the components that send mail are granted them):
     /// `None` when no provider is configured, an error naming a malformed variable.
-    pub fn read_mail(&self) -> Result<Option<MailSettings>, String> {
+    pub fn read_mail(&self) -> Result<Option<MailSettings>, SettingError> {
         MailSettings::from_variables(
             |name| variables::get(name).ok(),
             std::time::Duration::from_secs(self.settings.mail_timeout_seconds.unsigned_abs()),
@@ -127,24 +123,74 @@ impl Env {
     /// The mail settings, `None` when no provider is configured; a malformed value is a
     /// 500 `misconfigured` whose log line names the variable.
     pub fn mail(&self) -> Result<Option<MailSettings>, ApiError> {
-        self.read_mail().map_err(|why| {
-            eprintln!("configuration: {why}");
-            ApiError::new(
-                500,
-                "misconfigured",
-                "Caseport's mail is not configured correctly; the operator's log names the setting.",
-            )
-        })
+        self.read_mail()
+            .map_err(|why| ApiError::misconfigured(&why))
     }
 
     /// The rules' context.
-    pub fn ctx(&self) -> auth::Ctx<'_> {
-        auth::Ctx {
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
             db: &self.db,
             kv: &self.kv,
             clock: &self.clock,
             settings: &self.settings,
         }
+    }
+}
+
+/// An API request past the checks every API request needs, in the order that is a
+/// security rule: the Origin check (CSRF) first, before anything is opened or read; then
+/// storage and settings. The only way components reach storage.
+pub struct ApiRequest<'a> {
+    pub req: &'a Request,
+    pub incoming: Incoming<'a>,
+    pub env: Env,
+}
+
+/// Checks the Origin of `req`, then opens storage and settings.
+pub fn api_request(req: &Request) -> Result<ApiRequest<'_>, ApiError> {
+    let incoming = incoming(req);
+    incoming.check_origin()?;
+    let env = Env::open()?;
+    Ok(ApiRequest { req, incoming, env })
+}
+
+impl ApiRequest<'_> {
+    /// The rules' context.
+    pub fn ctx(&self) -> Ctx<'_> {
+        self.env.ctx()
+    }
+
+    /// The session token from the cookie, if any.
+    pub fn session(&self) -> Option<String> {
+        session_token(self.req)
+    }
+
+    /// The body as JSON (413, 415, 400 or 422 naming the field).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        self.incoming.json()
+    }
+}
+
+/// A signed-in staff member's API request: [`api_request`], then the session, which must be
+/// a staff member's (401 without one, 403 for a portal client).
+pub struct StaffRequest<'a> {
+    pub api: ApiRequest<'a>,
+    pub me: Account,
+    pub role: Role,
+}
+
+/// The checks of [`api_request`], then the staff member's session.
+pub fn staff_request(req: &Request) -> Result<StaffRequest<'_>, ApiError> {
+    let api = api_request(req)?;
+    let (me, role) = auth::require_staff(&api.ctx(), api.session().as_deref())?;
+    Ok(StaffRequest { api, me, role })
+}
+
+impl StaffRequest<'_> {
+    /// The rules' context.
+    pub fn ctx(&self) -> Ctx<'_> {
+        self.api.ctx()
     }
 }
 
@@ -159,7 +205,7 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 /// The parts of a request the shared checks read.
-pub fn incoming(req: &Request) -> Incoming<'_> {
+fn incoming(req: &Request) -> Incoming<'_> {
     Incoming {
         method: method_name(req),
         full_url: header(req, "spin-full-url").unwrap_or_default(),
@@ -202,7 +248,7 @@ pub fn client_addr(req: &Request) -> String {
 }
 
 /// The session token from the cookie, if any.
-pub fn session_token(req: &Request) -> Option<String> {
+fn session_token(req: &Request) -> Option<String> {
     header(req, "cookie")?
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
@@ -262,7 +308,7 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
 
 /// The JSON error shape, with its status (and `Retry-After` when the error has one).
 pub fn error(e: &ApiError) -> Response {
-    let mut b = builder(e.status);
+    let mut b = builder(e.status());
     b.header("content-type", "application/json; charset=utf-8")
         .header("cache-control", "no-store");
     if let Some(seconds) = e.retry_after {

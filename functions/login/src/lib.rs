@@ -6,14 +6,21 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{Env, client_addr, incoming, json, json_with, session_token};
-use caseport_shared::api_error::ApiError;
+use caseport_edge::{ApiRequest, Env, api_request, client_addr, json, json_with};
+use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::auth::{self, SignIn};
-use caseport_shared::{mail, reset, status};
+use caseport_shared::{mail, status};
 use serde_json::json;
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
+
+/// Work that waits until the answer is out: forgot-password links to email, with the
+/// storage the request already opened.
+struct After {
+    env: Env,
+    links: Vec<auth::ResetLink>,
+}
 
 #[http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
@@ -21,31 +28,32 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         Ok(req) => req,
         Err(_) => {
             let unreadable = ApiError::new(
-                400,
-                "bad_request",
+                Code::BadRequest,
                 "The request could not be read; send it again.",
             );
             return caseport_edge::send(out, caseport_edge::error(&unreadable)).await;
         }
     };
-    let mut links = Vec::new();
-    let response = caseport_edge::respond(answer(&req, &mut links));
+    let (response, after) = match answer(&req) {
+        Ok((response, after)) => (response, after),
+        Err(e) => (caseport_edge::error(&e), None),
+    };
     caseport_edge::send(out, response).await;
     // Forgot password: the answer is already out, the same for a known and an unknown
     // address and as quick; the links are emailed now.
-    if !links.is_empty() {
-        email_links(&links);
+    if let Some(after) = after {
+        email_links(&after);
     }
 }
 
 /// Emails forgot-password links; a failure is recorded on its delivery and logged.
-fn email_links(links: &[auth::ResetLink]) {
-    let sent = Env::open().and_then(|env| {
-        let Some(mail) = env.mail()? else {
-            return Err(ApiError::mail_not_configured(mail::NOT_CONFIGURED));
+fn email_links(after: &After) {
+    let sent = after.env.mail().and_then(|mail| {
+        let Some(mail) = mail else {
+            return Err(ApiError::new(Code::MailNotConfigured, mail::NOT_CONFIGURED));
         };
-        for link in links {
-            reset::send_reset_link(&env.ctx(), &mail, &WasiTransport, link)?;
+        for link in &after.links {
+            auth::send_reset_link(&after.env.ctx(), &mail, &WasiTransport, link)?;
         }
         Ok(())
     });
@@ -57,7 +65,7 @@ fn email_links(links: &[auth::ResetLink]) {
     }
 }
 
-fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, ApiError> {
+fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
     let path = req.path().trim_end_matches('/');
     let is_post = matches!(req.method(), Method::Post);
     let known = [
@@ -78,13 +86,31 @@ fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, A
         p if known.contains(&p) => {}
         _ => return Err(ApiError::not_found()),
     }
-    let incoming = incoming(req);
-    incoming.check_origin()?;
-    let https = incoming.is_https();
-    let env = Env::open()?;
-    let ctx = env.ctx();
+    let api = api_request(req)?;
+    if path == "/api/auth/forgot" {
+        let body: auth::ForgotRequest = api.json()?;
+        let mail_configured = api.env.mail()?.is_some();
+        let links = auth::forgot(&api.ctx(), mail_configured, &body, &client_addr(req))?;
+        let response = json(
+            202,
+            &json!({
+                "status": "accepted",
+                "message": "If this address belongs to a portal account, a link to choose a new password is on its way. It works for 30 minutes.",
+            }),
+        );
+        let ApiRequest { env, .. } = api;
+        return Ok((response, Some(After { env, links })));
+    }
+    Ok((route(req, path, &api)?, None))
+}
+
+/// Every route but forgot password, which answers first and emails after.
+fn route(req: &Request, path: &str, api: &ApiRequest<'_>) -> Result<Response, ApiError> {
+    let https = api.incoming.is_https();
+    let env = &api.env;
+    let ctx = api.ctx();
     let max_age = env.settings.session_absolute_hours * 3600;
-    let session = session_token(req);
+    let session = api.session();
     let signed_in = |user: auth::UserView, token: caseport_shared::domain::Token| {
         json_with(
             200,
@@ -98,7 +124,7 @@ fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, A
 
     Ok(match path {
         "/api/auth/login" => {
-            let body: auth::LoginRequest = incoming.json()?;
+            let body: auth::LoginRequest = api.json()?;
             match auth::login(&ctx, &body, &client_addr(req))? {
                 SignIn::Session { user, token } => signed_in(user, token),
                 SignIn::ChangeRequired {
@@ -116,7 +142,7 @@ fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, A
             }
         }
         "/api/auth/change-password" => {
-            let body: auth::ChangeRequest = incoming.json()?;
+            let body: auth::ChangeRequest = api.json()?;
             let (user, token) = auth::change_password(&ctx, &body, session.as_deref())?;
             signed_in(user, token)
         }
@@ -139,30 +165,13 @@ fn answer(req: &Request, links: &mut Vec<auth::ResetLink>) -> Result<Response, A
             &json!({ "min_length": env.settings.password_min_length, "max_length": caseport_shared::policy::MAX_LENGTH }),
         ),
         "/api/status" => json(200, &status::status(&env.settings, &env.read_mail())),
-        "/api/auth/forgot" => {
-            let body: auth::ForgotRequest = incoming.json()?;
-            let mail_configured = env.mail()?.is_some();
-            links.extend(auth::forgot(
-                &ctx,
-                mail_configured,
-                &body,
-                &client_addr(req),
-            )?);
-            json(
-                202,
-                &json!({
-                    "status": "accepted",
-                    "message": "If this address belongs to a portal account, a link to choose a new password is on its way. It works for 30 minutes.",
-                }),
-            )
-        }
         "/api/auth/reset" => {
-            let body: auth::ResetRequest = incoming.json()?;
+            let body: auth::ResetRequest = api.json()?;
             let (user, token) = auth::reset(&ctx, &body)?;
             signed_in(user, token)
         }
         "/api/setup" => {
-            let body: auth::SetupRequest = incoming.json()?;
+            let body: auth::SetupRequest = api.json()?;
             json(201, &json!({ "user": auth::setup(&ctx, &body)? }))
         }
         _ => return Err(ApiError::not_found()),

@@ -6,11 +6,11 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{Env, client_id, incoming, json, session_token};
-use caseport_shared::api_error::ApiError;
+use caseport_edge::{api_request, client_id, json, staff_request};
+use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::mail::{self, Provider};
 use caseport_shared::ports::Clock;
-use caseport_shared::{auth, reset};
+use caseport_shared::reset;
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
@@ -34,17 +34,15 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         _ => return Err(ApiError::not_found()),
     }
     let id = client_id(req)?;
-    let incoming = incoming(req);
-    incoming.check_origin()?;
-    let env = Env::open()?;
-    let ctx = env.ctx();
-    let (me, role) = auth::require_staff(&ctx, session_token(req).as_deref())?;
+    let staff = staff_request(req)?;
+    let ctx = staff.ctx();
+    let (me, role) = (staff.me, staff.role);
     if set_route {
-        let body: reset::SetRequest = incoming.json()?;
+        let body: reset::SetRequest = staff.api.json()?;
         return Ok(json(200, &reset::set_password(&ctx, me, role, id, &body)?));
     }
-    let body: reset::ResetRequest = incoming.json()?;
-    let mail = env.mail()?;
+    let body: reset::ResetRequest = staff.api.json()?;
+    let mail = staff.api.env.mail()?;
     Ok(
         match reset::reset(&ctx, mail.as_ref(), &WasiTransport, me, role, id, &body)? {
             reset::Outcome::Json { status, body } => json(status, &body),
@@ -71,8 +69,8 @@ fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
     if !matches!(req.method(), Method::Post) {
         return Err(ApiError::method_not_allowed("POST"));
     }
-    let env = Env::open()?;
-    let Some(mail) = env.mail()? else {
+    let api = api_request(req)?;
+    let Some(mail) = api.env.mail()? else {
         return Err(ApiError::not_found());
     };
     if Provider::parse(provider) != Some(mail.provider) || mail.provider == Provider::DevMailbox {
@@ -83,23 +81,21 @@ fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
             .and_then(|v| v.as_str())
             .map(str::to_string)
     };
-    let now = env.clock.now().as_second();
+    let now = api.env.clock.now().as_second();
     if !mail::webhook_authentic(&mail, &header, req.body(), now) {
         eprintln!("mail webhook: refused a {provider} call without valid credentials");
         return Err(ApiError::new(
-            401,
-            "invalid_signature",
+            Code::InvalidSignature,
             "The webhook's credentials or signature are not valid.",
         ));
     }
     let events = mail::parse_webhook(mail.provider, req.body()).map_err(|why| {
         ApiError::new(
-            400,
-            "bad_webhook",
+            Code::BadWebhook,
             format!("This is not a {provider} delivery event: {why}."),
         )
     })?;
-    let applied = reset::apply_events(&env.ctx(), mail.provider, &events)?;
+    let applied = reset::apply_events(&api.ctx(), mail.provider, &events)?;
     if applied.unknown > 0 {
         eprintln!(
             "mail webhook: {} {provider} event(s) for deliveries Caseport does not know",

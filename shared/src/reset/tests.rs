@@ -232,7 +232,10 @@ fn with_no_mail_provider_nothing_is_sent_or_changed_but_show_once_works() {
     );
     let p = FakeProvider::default();
     let err = w.reset(&p, jane, "email", "key-00000009").err().unwrap();
-    assert_eq!((err.status, err.code), (503, "mail_not_configured"));
+    assert_eq!(
+        (err.status(), err.code.as_str()),
+        (503, "mail_not_configured")
+    );
     assert!(err.message.contains("mail_provider"), "{}", err.message);
     assert!(p.bodies.borrow().is_empty());
     let after = (
@@ -261,7 +264,7 @@ fn a_failed_send_keeps_the_old_password_and_says_why() {
         ..Default::default()
     };
     let err = w.reset(&p, jane, "email", "key-00000002").err().unwrap();
-    assert_eq!((err.status, err.code), (502, "mail_failed"));
+    assert_eq!((err.status(), err.code.as_str()), (502, "mail_failed"));
     assert!(
         err.message.contains("previous password still works"),
         "{}",
@@ -300,7 +303,7 @@ fn a_repeated_key_answers_the_same_and_sends_nothing() {
     assert_eq!(p.bodies.borrow().len(), 1);
     // Another key right after a successful send is refused; later it is allowed.
     let err = w.reset(&p, jane, "email", "key-00000005").err().unwrap();
-    assert_eq!((err.status, err.code), (409, "recently_reset"));
+    assert_eq!((err.status(), err.code.as_str()), (409, "recently_reset"));
     assert_eq!(p.bodies.borrow().len(), 1);
     w.clock.0.set(w.clock.0.get() + RECENT_SECONDS + 1);
     assert!(w.reset(&p, jane, "email", "key-00000005").is_ok());
@@ -326,12 +329,11 @@ fn an_interrupted_send_still_signs_in_and_is_shown_as_interrupted() {
         Ok(SignIn::Session { .. })
     ));
     // …the case manager sees the send may not have arrived once it is stale…
-    w.clock
-        .0
-        .set(w.clock.0.get() + w.settings.mail_stale_seconds() + 1);
-    let last = last_reset(&w.db, &w.settings, jane, w.clock.0.get())
-        .unwrap()
-        .unwrap();
+    w.clock.0.set(w.clock.0.get() + stale_seconds(&w.ctx()) + 1);
+    let last =
+        crate::portal_resets::last_reset(&w.db, jane, w.clock.0.get(), stale_seconds(&w.ctx()))
+            .unwrap()
+            .unwrap();
     assert!(last.detail.unwrap().contains("interrupted"));
     // …and the emailed password works, completing the reset.
     assert!(change_required(
@@ -341,9 +343,10 @@ fn an_interrupted_send_still_signs_in_and_is_shown_as_interrupted() {
         w.portal_login("jdoe123@hotmail1.cmo", "jane's old long passphrase")
             .is_err()
     );
-    let last = last_reset(&w.db, &w.settings, jane, w.clock.0.get())
-        .unwrap()
-        .unwrap();
+    let last =
+        crate::portal_resets::last_reset(&w.db, jane, w.clock.0.get(), stale_seconds(&w.ctx()))
+            .unwrap()
+            .unwrap();
     assert_eq!(last.mail_status.as_deref(), Some("delivered"));
 }
 
@@ -433,9 +436,10 @@ fn delivery_events_move_the_status_and_a_bounce_stays() {
             unknown: 1
         }
     );
-    let last = last_reset(&w.db, &w.settings, jane, w.clock.0.get())
-        .unwrap()
-        .unwrap();
+    let last =
+        crate::portal_resets::last_reset(&w.db, jane, w.clock.0.get(), stale_seconds(&w.ctx()))
+            .unwrap()
+            .unwrap();
     assert_eq!(
         (last.mail_status.as_deref(), last.detail.as_deref()),
         (Some("bounced"), Some("mailbox not found"))
