@@ -5,7 +5,9 @@ mod generated {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "caseport:host/spin-host",
-        imports: { default: trappable },
+        // Async, so that a host call that waits (a busy database, later a network store)
+        // gives the worker thread to other requests instead of blocking it.
+        imports: { default: async | trappable },
         with: {
             "fermyon:spin/key-value.store": crate::key_value::StoreHandle,
             "fermyon:spin/sqlite.connection": crate::sqlite::ConnectionHandle,

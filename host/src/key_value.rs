@@ -25,7 +25,7 @@ impl KeyValue {
     /// Opens (creating if needed) the key-value database under `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Self> {
         let pool = Pool::open(&state_dir.join("sqlite_key_value.db"))?;
-        pool.with(|c| {
+        pool.with_at_start(|c| {
             c.execute_batch(
                 "CREATE TABLE IF NOT EXISTS spin_key_value (
                     store TEXT NOT NULL,
@@ -38,18 +38,24 @@ impl KeyValue {
         Ok(Self { pool })
     }
 
-    fn run<T>(
+    async fn run<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+        f: impl FnMut(&rusqlite::Connection) -> rusqlite::Result<T> + Send,
     ) -> Result<T, Error> {
-        self.pool.with(f).map_err(|e| Error::Other(e.to_string()))
+        self.pool
+            .with(f)
+            .await
+            .map_err(|e| Error::Other(e.to_string()))
     }
 }
 
 impl key_value::Host for SpinView<'_> {}
 
 impl key_value::HostStore for SpinView<'_> {
-    fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
+    async fn open(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
         if !self.grants.key_value_stores.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
@@ -59,74 +65,94 @@ impl key_value::HostStore for SpinView<'_> {
         Ok(Ok(self.table.push(StoreHandle { label })?))
     }
 
-    fn get(
+    async fn get(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let label = &self.table.get(&store)?.label;
-        Ok(self.stores.key_value.run(|c| {
-            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![label, key], |r| r.get(0))
-                .optional()
-        }))
+        Ok(self
+            .stores
+            .key_value
+            .run(|c| {
+                c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .query_row(params![label, key], |r| r.get(0))
+                    .optional()
+            })
+            .await)
     }
 
-    fn set(
+    async fn set(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = &self.table.get(&store)?.label;
-        Ok(self.stores.key_value.run(|c| {
-            c.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+        Ok(self
+            .stores
+            .key_value
+            .run(|c| {
+                c.prepare_cached(
+                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![label, key, value])
-            .map(drop)
-        }))
+                )?
+                .execute(params![label, key, value])
+                .map(drop)
+            })
+            .await)
     }
 
-    fn delete(
+    async fn delete(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let label = &self.table.get(&store)?.label;
-        Ok(self.stores.key_value.run(|c| {
-            c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .execute(params![label, key])
-                .map(drop)
-        }))
+        Ok(self
+            .stores
+            .key_value
+            .run(|c| {
+                c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .execute(params![label, key])
+                    .map(drop)
+            })
+            .await)
     }
 
-    fn exists(
+    async fn exists(
         &mut self,
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let label = &self.table.get(&store)?.label;
-        Ok(self.stores.key_value.run(|c| {
-            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .exists(params![label, key])
-        }))
+        Ok(self
+            .stores
+            .key_value
+            .run(|c| {
+                c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .exists(params![label, key])
+            })
+            .await)
     }
 
-    fn get_keys(
+    async fn get_keys(
         &mut self,
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let label = &self.table.get(&store)?.label;
-        Ok(self.stores.key_value.run(|c| {
-            c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
-                .query_map(params![label], |r| r.get(0))?
-                .collect()
-        }))
+        Ok(self
+            .stores
+            .key_value
+            .run(|c| {
+                c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
+                    .query_map(params![label], |r| r.get(0))?
+                    .collect()
+            })
+            .await)
     }
 
-    fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
         Ok(())
     }

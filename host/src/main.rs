@@ -123,6 +123,30 @@ struct UpArgs {
     /// Instances that may run at once.
     #[arg(long, default_value_t = 128)]
     max_instances: u32,
+    /// Requests one component may run at once; more wait (--queue-timeout), then get 503.
+    #[arg(long, default_value_t = 16)]
+    max_concurrent: usize,
+    /// Seconds a request may wait for its component to have room.
+    #[arg(long, default_value_t = 2.0)]
+    queue_timeout: f64,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's headers (also how long an idle
+    /// connection stays open).
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout: f64,
+}
+
+/// A positive number of seconds from a flag.
+fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    if !(value > 0.0 && value.is_finite()) {
+        bail!("--{flag} must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 fn main() -> ExitCode {
@@ -162,21 +186,23 @@ fn async_runtime() -> Result<tokio::runtime::Runtime> {
 
 fn up(args: UpArgs) -> Result<()> {
     let (manifest, resolver) = args.app.load()?;
-    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
-        bail!("--request-timeout must be a positive number of seconds");
-    }
+    let limits = Limits {
+        memory_bytes: args.memory_limit_mib << 20,
+        request_timeout: seconds("request-timeout", args.request_timeout)?,
+        max_request_body: args.max_request_body,
+        max_instances: args.max_instances.max(1),
+        max_concurrent: args.max_concurrent.max(1),
+        queue_timeout: seconds("queue-timeout", args.queue_timeout)?,
+        max_connections: args.max_connections.max(1),
+        header_timeout: seconds("header-timeout", args.header_timeout)?,
+        body_timeout: seconds("body-timeout", args.body_timeout)?,
+    };
     if args.build {
         build_components::build_all(&manifest)?;
     }
     let dirs = Dirs {
         state: args.state_dir.unwrap_or_else(|| manifest.dir.join(".spin")),
         cache: args.app.cache_dir(),
-    };
-    let limits = Limits {
-        memory_bytes: args.memory_limit_mib << 20,
-        request_timeout: Duration::from_secs_f64(args.request_timeout),
-        max_request_body: args.max_request_body,
-        max_instances: args.max_instances.max(1),
     };
     async_runtime()?.block_on(async move {
         let listener = server::bind(args.listen).await?;
@@ -205,12 +231,7 @@ fn time_instantiation(args: TimeArgs) -> Result<()> {
         state: state.clone(),
         cache: args.app.cache_dir(),
     };
-    let limits = Limits {
-        memory_bytes: 128 << 20,
-        request_timeout: Duration::from_secs(30),
-        max_request_body: 1 << 20,
-        max_instances: 128,
-    };
+    let limits = Limits::defaults();
     let result = async_runtime()?.block_on(async {
         let app = App::load(&manifest, &resolver, &dirs, limits)?;
         println!("component\tmean_us\tp50_us\tp99_us\titerations");

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime::{Config, Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -42,6 +42,34 @@ pub struct Limits {
     pub max_request_body: usize,
     /// Instances that may exist at once (requests in flight, chained calls included).
     pub max_instances: u32,
+    /// Requests one component may run at once; more wait up to `queue_timeout`, then 503.
+    pub max_concurrent: usize,
+    /// How long a request waits for its component to have room.
+    pub queue_timeout: Duration,
+    /// Open connections at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// kept-alive connection stays open).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+}
+
+impl Limits {
+    /// The defaults of `caseport up`.
+    pub fn defaults() -> Self {
+        Self {
+            memory_bytes: 128 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_request_body: 1 << 20,
+            max_instances: 128,
+            max_concurrent: 16,
+            queue_timeout: Duration::from_secs(2),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Where the runtime keeps its files.
@@ -54,6 +82,8 @@ pub struct Dirs {
 struct Loaded {
     pre: ProxyPre<RequestState>,
     grants: Arc<Grants>,
+    /// Room for the requests this component may run at once.
+    room: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running application.
@@ -233,6 +263,7 @@ impl App {
             components.push(Loaded {
                 pre,
                 grants: Arc::new(grants),
+                room: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
             });
         }
 
@@ -313,9 +344,11 @@ impl App {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = (self.limits.request_timeout.as_millis() / EPOCH.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Every epoch the guest yields to the executor, so a long computation (an argon2
+        // hash) shares the worker threads with other requests; the request time limit is
+        // the timeout `dispatch` puts around the whole call.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         store
     }
 
@@ -351,6 +384,14 @@ impl App {
         request: http::Request<Bytes>,
     ) -> (http::Response<HyperOutgoingBody>, Outcome) {
         let loaded = &self.components[index];
+        // Wait briefly for room; a flood of one kind of request then answers 503 instead of
+        // taking every worker and all the memory.
+        let room = loaded.room.clone();
+        let Ok(Ok(permit)) =
+            tokio::time::timeout(self.limits.queue_timeout, room.acquire_owned()).await
+        else {
+            return (busy_response(), Outcome::Busy);
+        };
         let refused = Arc::new(AtomicBool::new(false));
         let mut store = self.new_store(index, refused.clone());
 
@@ -375,12 +416,21 @@ impl App {
             }
         };
         let pre = loaded.pre.clone();
+        // The whole run, work after the answer included, is bounded by the time limit (the
+        // guest yields every epoch, so the timeout can stop it) and holds the room it took. A
+        // second's margin lets the wait for the answer below see a slow answer first.
+        let limit = self.limits.request_timeout + Duration::from_secs(1);
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            let ran = tokio::time::timeout(limit, run).await;
+            drop(permit);
+            ran.unwrap_or_else(|_| Err(wasmtime::Error::msg("the request time limit passed")))
         });
 
         let name = &loaded.grants.component;
@@ -423,26 +473,10 @@ impl App {
         error: wasmtime::Error,
         out_of_memory: bool,
     ) -> (http::Response<HyperOutgoingBody>, Outcome) {
-        let trap = error.downcast_ref::<Trap>().copied();
-        if trap == Some(Trap::Interrupt) {
-            eprintln!(
-                "component {name} exceeded the request time limit of {:?}",
-                self.limits.request_timeout
-            );
-            return (
-                timeout_response(self.limits.request_timeout),
-                Outcome::TimedOut,
-            );
-        }
         let text = format!("{error:?}");
         if text.contains("maximum concurrent") || text.contains("pooling allocator") {
             eprintln!("component {name}: no instance slot free: {error:#}");
-            let mut r = error_response(503, "busy", "The server is busy; try again in a moment.");
-            r.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
-            return (r, Outcome::Busy);
+            return (busy_response(), Outcome::Busy);
         }
         if out_of_memory {
             eprintln!(
@@ -460,6 +494,16 @@ impl App {
             Outcome::Trapped,
         )
     }
+}
+
+/// 503 `busy` with `Retry-After: 1`.
+fn busy_response() -> http::Response<HyperOutgoingBody> {
+    let mut r = error_response(503, "busy", "The server is busy; try again in a moment.");
+    r.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    r
 }
 
 fn timeout_response(limit: Duration) -> http::Response<HyperOutgoingBody> {

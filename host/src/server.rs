@@ -11,7 +11,7 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -26,10 +26,13 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // A connection is accepted only when there is room for it: past the cap, clients wait in
+    // the listen queue instead of taking memory and tasks.
+    let room = Arc::new(tokio::sync::Semaphore::new(app.limits.max_connections));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
+            accepted = accept(&listener, &room) => {
+                let (stream, peer, permit) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         eprintln!("accept failed: {e}");
@@ -37,18 +40,24 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let header_timeout = app.limits.header_timeout;
                 let app = app.clone();
                 let local = listener.local_addr().ok();
                 let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(handle(app, req, peer, local).await) }
                 });
+                // A client that is slow to send its headers (or leaves an idle connection
+                // open) is disconnected after the header timeout.
                 let conn = http1::Builder::new()
                     .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(permit);
                 });
             }
             _ = &mut shutdown => break,
@@ -66,6 +75,24 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
         eprintln!("Some requests did not finish within {} s", DRAIN.as_secs());
     }
     Ok(())
+}
+
+/// Waits for room for one more connection, then accepts it.
+async fn accept(
+    listener: &TcpListener,
+    room: &Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
+    let permit = room
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (stream, peer) = listener.accept().await?;
+    Ok((stream, peer, permit))
 }
 
 async fn shutdown_signal() {
@@ -158,19 +185,33 @@ async fn route(
         return (too_large(limit), Some(name));
     }
     let (mut parts, body) = request.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
+    let read = tokio::time::timeout(app.limits.body_timeout, Limited::new(body, limit).collect());
+    let body = match read.await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
             return (too_large(limit), Some(name));
         }
-        Err(_) => {
+        Ok(Err(_)) => {
             return (
                 error_response(400, "bad_request", "The request body could not be read."),
                 Some(name),
             );
+        }
+        Err(_) => {
+            let mut r = error_response(
+                408,
+                "body_timeout",
+                &format!(
+                    "The request body did not arrive within {} s.",
+                    app.limits.body_timeout.as_secs_f32()
+                ),
+            );
+            r.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return (r, Some(name));
         }
     };
 

@@ -42,7 +42,7 @@ impl HasData for SpinData {
 }
 
 impl variables::Host for SpinView<'_> {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
         Ok(crate::variables::lookup(&self.grants.variables, &name))
     }
 }

@@ -90,19 +90,26 @@ impl SpinView<'_> {
         })?))
     }
 
-    fn execute_statement(
+    async fn execute_statement(
         &mut self,
         handle: &Resource<ConnectionHandle>,
         statement: &str,
         params: Vec<Cell>,
     ) -> wasmtime::Result<Result<Answer, Failure>> {
-        let handle = self.table.get_mut(handle)?;
-        let Some(conn) = handle.conn.as_ref() else {
+        // The connection leaves its handle while the statement runs (it may wait for a busy
+        // database), and goes back after.
+        let Some(mut conn) = self.table.get_mut(handle)?.conn.take() else {
             return Ok(Err(Failure::InvalidConnection));
         };
-        let answer = run(conn, statement, &params);
+        let answer = crate::sqlite_pool::retrying(|| {
+            let c = &mut conn;
+            run(c, statement, &params)
+        })
+        .await;
+        let handle = self.table.get_mut(handle)?;
         handle.last_insert_rowid = conn.last_insert_rowid();
         handle.changes = conn.changes();
+        handle.conn = Some(conn);
         Ok(answer.map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => Failure::DatabaseFull,
             _ => Failure::Io(e.to_string()),
@@ -207,14 +214,14 @@ sqlite_version!(v2);
 sqlite_version!(v3);
 
 impl v2::HostConnection for SpinView<'_> {
-    fn open(
+    async fn open(
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, v2::Error>> {
         Ok(self.open_database(&database)?.map_err(Into::into))
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         conn: Resource<ConnectionHandle>,
         statement: String,
@@ -222,25 +229,26 @@ impl v2::HostConnection for SpinView<'_> {
     ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
         let params = parameters.into_iter().map(Into::into).collect();
         Ok(self
-            .execute_statement(&conn, &statement, params)?
+            .execute_statement(&conn, &statement, params)
+            .await?
             .map(Into::into)
             .map_err(Into::into))
     }
 
-    fn drop(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
         self.close_database(conn)
     }
 }
 
 impl v3::HostConnection for SpinView<'_> {
-    fn open(
+    async fn open(
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, v3::Error>> {
         Ok(self.open_database(&database)?.map_err(Into::into))
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         conn: Resource<ConnectionHandle>,
         statement: String,
@@ -248,20 +256,24 @@ impl v3::HostConnection for SpinView<'_> {
     ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
         let params = parameters.into_iter().map(Into::into).collect();
         Ok(self
-            .execute_statement(&conn, &statement, params)?
+            .execute_statement(&conn, &statement, params)
+            .await?
             .map(Into::into)
             .map_err(Into::into))
     }
 
-    fn last_insert_rowid(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<i64> {
+    async fn last_insert_rowid(
+        &mut self,
+        conn: Resource<ConnectionHandle>,
+    ) -> wasmtime::Result<i64> {
         Ok(self.table.get(&conn)?.last_insert_rowid)
     }
 
-    fn changes(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<u64> {
+    async fn changes(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<u64> {
         Ok(self.table.get(&conn)?.changes)
     }
 
-    fn drop(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
         self.close_database(conn)
     }
 }

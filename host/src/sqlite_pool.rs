@@ -35,7 +35,9 @@ impl Pool {
     fn connect(&self) -> Result<Connection> {
         let conn = Connection::open(&self.path)
             .with_context(|| format!("cannot open SQLite database {}", self.path.display()))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        // No busy handler: it would sleep in the worker thread while the writer it waits for
+        // may need that thread. `retrying` waits asynchronously instead.
+        conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -63,11 +65,56 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on a pooled connection.
-    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    /// Runs `f` on a pooled connection at start-up, before any request (nothing else writes).
+    pub fn with_at_start<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let conn = self.take()?;
         let out = f(&conn);
         self.put(conn);
         Ok(out?)
+    }
+
+    /// Runs `f` on a pooled connection (again while the database is busy).
+    pub async fn with<T>(
+        &self,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send,
+    ) -> Result<T> {
+        let mut conn = self.take()?;
+        // The closure borrows the connection mutably: `&mut Connection` may cross the awaits
+        // between tries, `&Connection` may not (a connection is not `Sync`).
+        let out = retrying(|| {
+            let c = &mut conn;
+            f(c)
+        })
+        .await;
+        self.put(conn);
+        Ok(out?)
+    }
+}
+
+/// How long a statement waits for another connection's write lock, as a busy timeout would.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `f` until the database is not busy, waiting between tries without holding the thread
+/// (1 ms, doubling to 50 ms, for [`BUSY_WAIT`] at most). A statement refused as busy did
+/// nothing, so trying it again is safe.
+pub async fn retrying<T>(mut f: impl FnMut() -> rusqlite::Result<T> + Send) -> rusqlite::Result<T> {
+    let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }

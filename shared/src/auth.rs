@@ -176,35 +176,110 @@ fn replace_password(
     detail: serde_json::Value,
 ) -> Result<Token, StorageError> {
     let token = credentials::replace_password(ctx, account, phc)?;
+    if account.kind == AccountKind::Client {
+        // A parked temporary password of an interrupted reset must not sign in later and
+        // overwrite the one the client just chose.
+        portal_resets::supersede_pending(ctx.db, account.id)?;
+    }
     let label = account.label();
     ctx.audit(&label, action, Some(&label), detail)?;
     Ok(token)
 }
 
-/// Signs in; docs/openapi.yaml lists every answer of `POST /api/auth/login`.
-pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<SignIn, ApiError> {
+/// The counters one password attempt meets (see `throttle`): its client network's, its
+/// account's from that network, and its account's for the day.
+struct Attempt {
+    network: String,
+    pair: String,
+    account: String,
+}
+
+impl Attempt {
+    fn new(kind: AccountKind, username: &str, network: &str) -> Self {
+        let account = credentials::lockout_key(kind, username);
+        Self {
+            network: throttle::key("network", network),
+            pair: throttle::key(
+                "account-network",
+                &format!("{}:{}|{network}", kind.as_str(), username.trim()),
+            ),
+            account,
+        }
+    }
+
+    /// Reserves the attempt on each counter, or refuses it with `too_many_attempts` (giving
+    /// back what it reserved on the counters before: no password was checked); the first
+    /// refusal of a lock is audited, the others only counted.
+    fn reserve(&self, ctx: &Ctx<'_>, what: &str) -> Result<(), ApiError> {
+        let now = ctx.now();
+        let counters = [
+            (&self.network, throttle::PER_NETWORK, None),
+            (
+                &self.pair,
+                throttle::PER_ACCOUNT_AND_NETWORK,
+                Some(self.account.as_str()),
+            ),
+            (&self.account, throttle::PER_ACCOUNT_DAY, None),
+        ];
+        for (i, (key, limit, account)) in counters.iter().enumerate() {
+            if let Err(refused) = throttle::reserve(ctx.db, key, *limit, now, *account)? {
+                for (earlier, limit, _) in &counters[..i] {
+                    throttle::refund(ctx.db, earlier, *limit)?;
+                }
+                if refused.first {
+                    transaction(ctx.db, || {
+                        ctx.audit(
+                            "anonymous",
+                            "sign_in_throttled",
+                            None,
+                            json!({ "attempt": what, "retry_after": refused.retry_after }),
+                        )
+                    })?;
+                }
+                return Err(too_many_attempts(refused.retry_after));
+            }
+        }
+        Ok(())
+    }
+
+    /// The password was right: the account's counters are forgotten, and the network gets
+    /// back this one attempt (and no other).
+    fn succeeded(&self, ctx: &Ctx<'_>) -> Result<(), StorageError> {
+        throttle::clear(ctx.db, &self.pair)?;
+        throttle::clear(ctx.db, &self.account)?;
+        throttle::refund(ctx.db, &self.network, throttle::PER_NETWORK)
+    }
+}
+
+/// Reserves one attempt at something limited per `subject` (no account to protect), or
+/// refuses it with `too_many_attempts`.
+fn limit(
+    ctx: &Ctx<'_>,
+    scope: &str,
+    subject: &str,
+    limit: throttle::Limit,
+) -> Result<(), ApiError> {
+    match throttle::reserve(
+        ctx.db,
+        &throttle::key(scope, subject),
+        limit,
+        ctx.now(),
+        None,
+    )? {
+        Ok(()) => Ok(()),
+        Err(refused) => Err(too_many_attempts(refused.retry_after)),
+    }
+}
+
+/// Signs in from client network `network` (see `request::client_network`);
+/// docs/openapi.yaml lists every answer of `POST /api/auth/login`.
+pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, network: &str) -> Result<SignIn, ApiError> {
     let realm = Realm::parse(&req.realm)?;
     let password = Password::new(req.password.clone());
     let now = ctx.now();
     let username = req.username.trim().to_lowercase();
-    let account_key = credentials::lockout_key(realm.kind(), &username);
-    let address_key = throttle::key("address", client_addr);
-    for (key, limit) in [
-        (address_key.clone(), throttle::PER_ADDRESS),
-        (account_key.clone(), throttle::PER_ACCOUNT),
-    ] {
-        if let Err(retry_after) = throttle::reserve(ctx.db, &key, limit, now)? {
-            transaction(ctx.db, || {
-                ctx.audit(
-                    "anonymous",
-                    "sign_in_throttled",
-                    None,
-                    json!({ "realm": req.realm }),
-                )
-            })?;
-            return Err(too_many_attempts(retry_after));
-        }
-    }
+    let attempt = Attempt::new(realm.kind(), &username, network);
+    attempt.reserve(ctx, realm.kind().as_str())?;
 
     let mut cred = credentials::by_username(ctx.db, realm, &username)?;
     if realm == Realm::Portal
@@ -239,8 +314,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, client_addr: &str) -> Result<Sig
         })?;
         return Err(invalid_credentials());
     };
-    throttle::clear(ctx.db, &account_key)?;
-    throttle::refund(ctx.db, &address_key)?;
+    attempt.succeeded(ctx)?;
     let label = cred.account.label();
 
     if cred.must_change {
@@ -291,6 +365,7 @@ pub fn change_password(
     ctx: &Ctx<'_>,
     req: &ChangeRequest,
     session: Option<&str>,
+    network: &str,
 ) -> Result<(UserView, Token), ApiError> {
     let new = Password::new(req.new_password.clone());
     let now = ctx.now();
@@ -333,13 +408,11 @@ pub fn change_password(
             "Enter your current password.",
         ));
     };
-    // The same counter as sign-in: five wrong passwords lock the account whichever way they
-    // were typed.
+    // The same counters as sign-in: wrong passwords slow and lock the account whichever way
+    // they were typed.
     let username = credentials::username(ctx.db, account)?.ok_or_else(not_signed_in)?;
-    let key = credentials::lockout_key(account.kind, &username);
-    if let Err(retry_after) = throttle::reserve(ctx.db, &key, throttle::PER_ACCOUNT, now)? {
-        return Err(too_many_attempts(retry_after));
-    }
+    let attempt = Attempt::new(account.kind, &username, network);
+    attempt.reserve(ctx, "password_change")?;
     let cred = credentials::by_account(ctx.db, account)?.ok_or_else(not_signed_in)?;
     if passwords::verify(&cred.phc, &Password::new(current.clone()))? == Check::Wrong {
         let label = account.label();
@@ -348,7 +421,7 @@ pub fn change_password(
         })?;
         return Err(invalid_credentials());
     }
-    throttle::clear(ctx.db, &key)?;
+    attempt.succeeded(ctx)?;
     check_new_password(ctx, &cred, &new)?;
     let phc = passwords::hash(new.expose())?;
     let token = transaction(ctx.db, || {
@@ -486,13 +559,13 @@ pub fn send_reset_link(
 const FORGOT_MAX_ACCOUNTS: i64 = 5;
 
 /// `POST /api/auth/forgot`: the same answer whether or not the address is known. Each portal
-/// account whose username or client email is this address gets a reset link (older links of
+/// account whose client's email on record is this address gets a reset link (older links of
 /// the account stop working); the current password keeps working until a link is used.
 pub fn forgot(
     ctx: &Ctx<'_>,
     mail_configured: bool,
     req: &ForgotRequest,
-    client_addr: &str,
+    network: &str,
 ) -> Result<Vec<ResetLink>, ApiError> {
     let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
     // Fail closed, and say so: a link that can never arrive helps nobody. The answer is the
@@ -505,23 +578,18 @@ pub fn forgot(
         ));
     }
     let now = ctx.now();
-    for (key, limit) in [
-        (
-            throttle::key("forgot-address", client_addr),
-            throttle::FORGOT_PER_ADDRESS,
-        ),
-        (
-            throttle::key("forgot-email", email.as_ref()),
-            throttle::FORGOT_PER_EMAIL,
-        ),
-    ] {
-        if let Err(retry_after) = throttle::reserve(ctx.db, &key, limit, now)? {
-            return Err(too_many_attempts(retry_after));
-        }
-    }
+    limit(ctx, "forgot-network", network, throttle::FORGOT_PER_NETWORK)?;
+    limit(
+        ctx,
+        "forgot-email",
+        email.as_ref(),
+        throttle::FORGOT_PER_EMAIL,
+    )?;
+    // Only the address on record now: a username that is an old address (one a sibling
+    // took, a show-once reset) belongs to whoever has that mailbox now, not to the client.
     let rows = ctx.db.execute(
         "SELECT c.owner_id, c.username FROM credentials c JOIN clients cl ON cl.id = c.owner_id
-         WHERE c.owner_kind = 'client' AND (c.username = ?1 OR cl.email = ?1 COLLATE NOCASE)
+         WHERE c.owner_kind = 'client' AND cl.email = ?1 COLLATE NOCASE
          ORDER BY c.owner_id LIMIT ?2",
         &[email.as_ref().into(), FORGOT_MAX_ACCOUNTS.into()],
     )?;
@@ -611,7 +679,7 @@ fn any_admin(db: &dyn Db) -> Result<bool, StorageError> {
 }
 
 /// `POST /api/setup`: creates the first administrator, once, with the setup secret.
-pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
+pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest, network: &str) -> Result<UserView, ApiError> {
     let already = || {
         ApiError::new(
             Code::AlreadySetUp,
@@ -627,6 +695,8 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest) -> Result<UserView, ApiError> {
     if any_admin(ctx.db)? {
         return Err(already());
     }
+    // The secret can be guessed only so fast.
+    limit(ctx, "setup-network", network, throttle::SETUP_PER_NETWORK)?;
     // Compared as hashes, so the time taken says nothing about how much of it matched.
     if tokens::token_hash(&req.setup_token) != tokens::token_hash(expected.expose()) {
         transaction(ctx.db, || {
@@ -698,6 +768,114 @@ mod tests {
             },
             "10.0.0.1",
         )
+    }
+
+    fn casey_from(ctx: &Ctx<'_>, password: &str, network: &str) -> Result<SignIn, ApiError> {
+        login(
+            ctx,
+            &LoginRequest {
+                realm: "staff".into(),
+                username: "casey.manager@example.org".into(),
+                password: password.into(),
+            },
+            network,
+        )
+    }
+
+    #[test]
+    fn wrong_passwords_from_one_network_do_not_lock_the_person_out_elsewhere() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for _ in 0..5 {
+            let e = casey_from(&ctx, "a stranger's guess", "198.51.100.7")
+                .err()
+                .unwrap();
+            assert_eq!(e.code, "invalid_credentials");
+        }
+        // The stranger's network is slowed down, even with the right password…
+        let slowed = casey_from(&ctx, "caseport-demo-manager", "198.51.100.7")
+            .err()
+            .unwrap();
+        assert_eq!(slowed.code, "too_many_attempts");
+        assert!(slowed.retry_after.is_some_and(|s| s <= 30));
+        // …Casey, elsewhere, is not.
+        assert!(matches!(
+            casey_from(&ctx, "caseport-demo-manager", "203.0.113.20"),
+            Ok(SignIn::Session { .. })
+        ));
+    }
+
+    #[test]
+    fn a_hundred_failures_a_day_from_anywhere_lock_the_account_until_it_is_reset() {
+        let w = World::new();
+        let ctx = w.ctx();
+        for i in 0..100 {
+            let e = casey_from(&ctx, "guess", &format!("10.0.{}.{}", i / 250, i % 250))
+                .err()
+                .unwrap();
+            assert_eq!(e.code, "invalid_credentials", "attempt {i}");
+        }
+        let locked = casey_from(&ctx, "caseport-demo-manager", "203.0.113.20")
+            .err()
+            .unwrap();
+        assert_eq!(locked.code, "too_many_attempts");
+        assert!(
+            credentials::is_locked(
+                &w.db,
+                AccountKind::Staff,
+                "casey.manager@example.org",
+                ctx.now()
+            )
+            .unwrap()
+        );
+        // The refusals were counted, not written one by one.
+        for i in 0..50 {
+            let _ = casey_from(&ctx, "guess", &format!("203.0.113.{i}"));
+        }
+        let audited =
+            w.db.execute(
+                "SELECT count(*) FROM audit_log WHERE action = 'sign_in_throttled'",
+                &[],
+            )
+            .unwrap()
+            .first()
+            .and_then(|r| r.int(0));
+        assert_eq!(audited, Some(1));
+    }
+
+    #[test]
+    fn signing_in_to_ones_own_account_gives_back_no_attempts_spent_on_others() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let network = "198.51.100.9";
+        let guess = |user: String| {
+            login(
+                &ctx,
+                &LoginRequest {
+                    realm: "staff".into(),
+                    username: user,
+                    password: "spray".into(),
+                },
+                network,
+            )
+        };
+        for i in 0..99 {
+            assert_eq!(
+                guess(format!("user{i}@example.org")).err().unwrap().code,
+                "invalid_credentials"
+            );
+        }
+        for _ in 0..10 {
+            assert!(casey_from(&ctx, "caseport-demo-manager", network).is_ok());
+        }
+        assert_eq!(
+            guess("one.more@example.org".into()).err().unwrap().code,
+            "invalid_credentials"
+        );
+        assert_eq!(
+            guess("and.another@example.org".into()).err().unwrap().code,
+            "too_many_attempts"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::audit;
 use crate::clients::{self, EmailCheck, age, check_email};
 use crate::credentials;
 use crate::ctx::Ctx;
-use crate::domain::{Account, AccountKind, Role};
+use crate::deliveries::{self, Recorded};
+use crate::domain::{Account, AccountKind, Email, Role};
+use crate::mail::{self, MailSettings, Transport};
 use crate::ports::{Db, StorageError, Value, transaction};
 
 /// The client record as the API shows it.
@@ -179,8 +181,18 @@ pub struct Patch {
     pub phone: Option<String>,
 }
 
-/// Applies a correction if nobody changed the record since `version`; answers the record
-/// and its email check.
+/// What a correction changed.
+pub struct Updated {
+    pub client: Client,
+    pub email_check: EmailCheck,
+    /// The address the client had before, when the email changed and the old one can take
+    /// mail: it is told of the change.
+    pub previous_email: Option<Email>,
+}
+
+/// Applies a correction if nobody changed the record since `version`; answers the record,
+/// its email check, and the previous address to tell when the email changed. A portal
+/// username that was the old address follows the new one.
 pub fn update(
     ctx: &Ctx<'_>,
     staff: Account,
@@ -188,7 +200,7 @@ pub fn update(
     id: i64,
     patch: &Patch,
     today: Date,
-) -> Result<(Client, EmailCheck), ApiError> {
+) -> Result<Updated, ApiError> {
     require_visible(ctx, staff, role, id)?;
     let mut sets: Vec<(&'static str, Value)> = Vec::new();
     if let Some(v) = &patch.first_name {
@@ -235,7 +247,7 @@ pub fn update(
             "Someone else changed this client while you were editing. Reload to see their change, then make yours again.",
         )
     };
-    let client = transaction(ctx.db, || {
+    let (client, previous) = transaction(ctx.db, || {
         let before = load(ctx.db, id, today)?.ok_or_else(not_found)?;
         if before.version != patch.version {
             return Err(conflict());
@@ -277,6 +289,19 @@ pub fn update(
                 changes.insert(field.into(), json!({ "old": old, "new": new }));
             }
         }
+        let mut previous = None;
+        if before.email != after.email {
+            if let Some((old, new)) =
+                credentials::follow_email(ctx, id, before.email.as_deref(), after.email.as_deref())?
+            {
+                changes.insert("username".into(), json!({ "old": old, "new": new }));
+            }
+            previous = before
+                .email
+                .as_deref()
+                .filter(|e| check_email(Some(e)).ok)
+                .and_then(|e| Email::parse(e).ok());
+        }
         let subject = format!("client:{id}");
         audit::record(
             ctx.db,
@@ -286,10 +311,57 @@ pub fn update(
             Some(&subject),
             Json::Object(changes),
         )?;
-        Ok::<_, ApiError>(after)
+        Ok::<_, ApiError>((after, previous))
     })?;
-    let check = check_email(client.email.as_deref());
-    Ok((client, check))
+    Ok(Updated {
+        email_check: check_email(client.email.as_deref()),
+        client,
+        previous_email: previous,
+    })
+}
+
+/// Tells the previous address that the portal email was changed (no password, nothing about
+/// the client's care), and records it in the client's history. With no mail provider the
+/// history says it could not be sent.
+pub fn notify_email_changed(
+    ctx: &Ctx<'_>,
+    mail: Option<&MailSettings>,
+    transport: &dyn Transport,
+    staff: Account,
+    client: &Client,
+    previous: &Email,
+) -> Result<(), StorageError> {
+    let subject = format!("client:{}", client.id);
+    let actor = staff.label();
+    let Some(mail) = mail else {
+        return transaction(ctx.db, || {
+            ctx.audit(
+                &actor,
+                "email_change_notice_failed",
+                Some(&subject),
+                json!({ "sent_to": previous.as_ref(), "reason": mail::NOT_CONFIGURED }),
+            )
+        });
+    };
+    let new = client
+        .email
+        .as_deref()
+        .and_then(|e| Email::parse(e).ok())
+        .map(|e| mail::masked(&e));
+    let what = Recorded {
+        purpose: "email_changed",
+        client_id: Some(client.id),
+        to: previous,
+        subject: &subject,
+        actor: &actor,
+        sent_action: "email_change_notice_sent",
+        failed_action: "email_change_notice_failed",
+    };
+    let when = mail::human_time(ctx.clock.now(), &ctx.settings.clinic_timezone);
+    deliveries::send_recorded(ctx, mail, transport, &what, |public_id| {
+        mail::email_changed_email(mail, previous, new.as_deref(), &when, public_id)
+    })
+    .map(drop)
 }
 
 /// One line of a client's history.

@@ -6,7 +6,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::api_error::{ApiError, Code};
-use crate::domain::{Account, AccountKind, Email, Role};
+use crate::domain::{Account, AccountKind, Email, HIDDEN_IN_NAME, Role, has_hidden_characters};
 use crate::ports::{Db, StorageError};
 
 /// The most characters a name may have.
@@ -28,11 +28,8 @@ pub fn parse_name(field: &str, raw: &str, required: bool) -> Result<String, ApiE
             format!("Use at most {NAME_MAX} characters."),
         ));
     }
-    if s.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "A name cannot contain control characters.",
-        ));
+    if has_hidden_characters(s) {
+        return Err(ApiError::invalid(field, HIDDEN_IN_NAME));
     }
     Ok(s.to_string())
 }

@@ -231,7 +231,7 @@ pub fn install_portal(
             )?;
             tokens::revoke_all_sessions(ctx.db, account)?;
             tokens::drop_one_time_tokens(ctx.db, account)?;
-            throttle::clear(ctx.db, &lockout_key(AccountKind::Client, &old))?;
+            throttle::clear_account(ctx.db, &lockout_key(AccountKind::Client, &old))?;
         }
         None => {
             ctx.db.execute(
@@ -241,7 +241,35 @@ pub fn install_portal(
             )?;
         }
     }
-    throttle::clear(ctx.db, &lockout_key(AccountKind::Client, username))
+    throttle::clear_account(ctx.db, &lockout_key(AccountKind::Client, username))
+}
+
+/// A client's email was corrected from `old` to `new`: a portal username that was the old
+/// address becomes the new one (what the client will type, and no longer an address that may
+/// belong to someone else now), unless another client already uses it. Answers the change.
+pub fn follow_email(
+    ctx: &Ctx<'_>,
+    client_id: i64,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> Result<Option<(String, String)>, StorageError> {
+    let account = Account {
+        kind: AccountKind::Client,
+        id: client_id,
+    };
+    let (Some(current), Some(old), Some(new)) = (username(ctx.db, account)?, old, new) else {
+        return Ok(None);
+    };
+    if !current.eq_ignore_ascii_case(old) || username_taken(ctx.db, client_id, new)? {
+        return Ok(None);
+    }
+    ctx.db.execute(
+        "UPDATE credentials SET username = ? WHERE owner_kind = 'client' AND owner_id = ?",
+        &[new.into(), client_id.into()],
+    )?;
+    // A lockout of the old name must not follow, nor stay behind for its new owner.
+    throttle::clear_account(ctx.db, &lockout_key(AccountKind::Client, &current))?;
+    Ok(Some((current, new.to_string())))
 }
 
 /// Whether another client's portal account already uses (or a parked reset is about to use)

@@ -6,6 +6,33 @@ use zeroize::Zeroizing;
 
 use crate::api_error::ApiError;
 
+/// Whether `text` has characters that change how it displays without showing themselves, so
+/// that it could pass for another: control characters, bidirectional controls (which reorder
+/// what follows), and zero-width or invisible ones. The zero-width joiner and non-joiner are
+/// allowed between two letters outside ASCII, where scripts such as Persian and the Indic
+/// ones need them.
+pub fn has_hidden_characters(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| match c {
+        '\u{200C}' | '\u{200D}' => {
+            let letter = |j: Option<usize>| {
+                j.and_then(|j| chars.get(j))
+                    .is_some_and(|c| c.is_alphabetic() && !c.is_ascii())
+            };
+            !(letter(i.checked_sub(1)) && letter(Some(i + 1)))
+        }
+        c => {
+            c.is_control()
+                || matches!(c,
+                    '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+                    | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+                    | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+                    | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+                    | '\u{E0000}'..='\u{E0FFF}')
+        }
+    })
+}
+
 /// An email address, trimmed and lowercased. The only constructor is [`Email::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -25,6 +52,12 @@ impl Email {
         };
         if local.is_empty() || local.len() > 64 || local.contains('@') {
             return Err("The part before the @ is not valid.".into());
+        }
+        if has_hidden_characters(&s) {
+            return Err(
+                "An email address cannot contain invisible or direction-changing characters."
+                    .into(),
+            );
         }
         if s.chars().any(|c| {
             c.is_whitespace()
@@ -119,6 +152,9 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Why a name with hidden characters is refused.
+pub const HIDDEN_IN_NAME: &str = "A name cannot contain control, invisible or direction-changing characters: it could then look like someone else's.";
+
 /// A person's name as staff see it: 1 to 100 characters, trimmed, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
@@ -127,11 +163,14 @@ impl DisplayName {
     /// Parses the API's `display_name` field.
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let name = raw.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 {
             return Err(ApiError::invalid(
                 "display_name",
                 "Enter a name of 1 to 100 characters.",
             ));
+        }
+        if has_hidden_characters(name) {
+            return Err(ApiError::invalid("display_name", HIDDEN_IN_NAME));
         }
         Ok(Self(name.to_string()))
     }
@@ -275,6 +314,32 @@ mod tests {
     fn an_overlong_address_is_rejected() {
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn names_and_addresses_that_could_pass_for_others_are_refused() {
+        for hidden in [
+            "Jane\u{200B}Doe",
+            "Jane \u{202E}eoD",
+            "\u{2066}Jane\u{2069}",
+            "Ja\u{00AD}ne",
+            "Jane\u{FEFF}",
+            "Jane\u{200D}Doe",
+            "line\nbreak",
+        ] {
+            assert!(has_hidden_characters(hidden), "{hidden:?}");
+            assert!(DisplayName::parse(hidden).is_err(), "{hidden:?}");
+        }
+        for fine in [
+            "Zoë Ñúñez",
+            "O'Brien-Smith",
+            "\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}",
+            "李 小龍",
+        ] {
+            assert!(!has_hidden_characters(fine), "{fine:?}");
+        }
+        assert!(Email::parse("jdoe\u{200B}123@hotmail.com").is_err());
+        assert!(Email::parse("jdoe\u{202E}321@hotmail.com").is_err());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! body limit, the content type, and JSON parsing with a field-precise error. One place,
 //! used by every component through `functions/edge`.
 
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv6Net};
 use serde::de::DeserializeOwned;
 
 use crate::api_error::{ApiError, Code};
@@ -17,8 +20,6 @@ pub struct Incoming<'a> {
     pub content_type: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub sec_fetch_site: Option<&'a str>,
-    /// `X-Forwarded-Proto` from the TLS-terminating proxy in front of Spin.
-    pub forwarded_proto: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -62,15 +63,6 @@ impl Incoming<'_> {
         Ok(())
     }
 
-    /// Whether the request arrived over HTTPS (for the cookie's `Secure` flag): directly, or
-    /// through a proxy that says so. A client claiming HTTPS only makes its cookie stricter.
-    pub fn is_https(&self) -> bool {
-        self.full_url.starts_with("https://")
-            || self
-                .forwarded_proto
-                .is_some_and(|p| p.eq_ignore_ascii_case("https"))
-    }
-
     /// Parses a JSON body into `T`: 413, 415, 400 `bad_json` or 422 naming the field.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.len() > MAX_BODY {
@@ -98,6 +90,46 @@ impl Incoming<'_> {
         };
         de.end().map_err(|_| bad_json())?;
         Ok(value)
+    }
+}
+
+/// The network a request comes from, for per-client limits: the peer's address, or behind a
+/// trusted proxy the nearest address in `X-Forwarded-For` that is not itself a trusted proxy
+/// (a client can prepend anything to that header, so only what trusted proxies appended
+/// counts). An IPv6 address counts as its /64, which one subscriber usually holds whole.
+pub fn client_network(peer: &str, forwarded_for: Option<&str>, trusted: &[IpNet]) -> String {
+    let parse = |s: &str| -> Option<IpAddr> {
+        let s = s.trim();
+        s.parse::<IpAddr>()
+            .ok()
+            .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    };
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let Some(mut client) = parse(peer) else {
+        return "unknown".to_string();
+    };
+    if is_trusted(&client)
+        && let Some(header) = forwarded_for
+    {
+        for hop in header.rsplit(',') {
+            match parse(hop) {
+                Some(ip) if is_trusted(&ip) => client = ip,
+                Some(ip) => {
+                    client = ip;
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => Ipv6Net::new(v6, 64)
+                .map(|n| n.trunc().to_string())
+                .unwrap_or_else(|_| v6.to_string()),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
     }
 }
 
@@ -172,7 +204,6 @@ mod tests {
             content_type: ct,
             origin,
             sec_fetch_site: None,
-            forwarded_proto: None,
             body,
         }
     }
@@ -256,6 +287,44 @@ mod tests {
                 .unwrap_err()
                 .status(),
             413
+        );
+    }
+
+    #[test]
+    fn the_client_network_trusts_only_trusted_proxies() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // No proxy configured: the header is the client's own words, ignored.
+        assert_eq!(
+            client_network("203.0.113.9:5000", Some("198.51.100.1"), &[]),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            client_network("203.0.113.9:5000", Some("198.51.100.1"), &proxies),
+            "203.0.113.9",
+            "a peer that is not a trusted proxy"
+        );
+        // Behind the proxy: the nearest address it did not add, whatever the client wrote.
+        assert_eq!(
+            client_network(
+                "10.1.2.3:5000",
+                Some("6.6.6.6, 198.51.100.1, 10.9.9.9"),
+                &proxies
+            ),
+            "198.51.100.1"
+        );
+        assert_eq!(client_network("10.1.2.3:5000", None, &proxies), "10.1.2.3");
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a = client_network("[2001:db8:1:2::1]:5000", None, &[]);
+        let b = client_network("[2001:db8:1:2:ffff::9]:5000", None, &[]);
+        assert_eq!(a, b);
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_ne!(a, client_network("[2001:db8:1:3::1]:5000", None, &[]));
+        assert_eq!(
+            client_network("[::ffff:192.0.2.1]:5000", None, &[]),
+            "192.0.2.1"
         );
     }
 

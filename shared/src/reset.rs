@@ -524,52 +524,86 @@ pub fn set_password(
 pub struct Applied {
     pub updated: usize,
     pub unknown: usize,
+    /// The call was a replay of one already applied: nothing changed.
+    pub replayed: bool,
 }
 
-/// Applies a provider's delivery events: the delivery moves to delivered, bounced or failed
-/// (a later `delivered` does not undo a bounce), a reset still parked completes or ends, and
-/// the client's history says so.
+/// How long applied webhook calls are remembered: far longer than a signature stays valid.
+const WEBHOOKS_REMEMBERED_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Applies a provider's delivery events, once per webhook call (`replay_key`, see
+/// `mail::replay_key`): the delivery moves to delivered, bounced or failed (a later
+/// `delivered` does not undo a bounce), a reset still parked completes or ends, and the
+/// client's history says so. All of one call or nothing.
 pub fn apply_events(
     ctx: &Ctx<'_>,
     provider: Provider,
+    replay_key: &str,
     events: &[mail::Event],
 ) -> Result<Applied, StorageError> {
-    let mut applied = Applied::default();
-    for event in events {
-        let Some(found) = deliveries::find_for_event(ctx.db, provider, event)? else {
-            applied.unknown += 1;
-            continue;
-        };
-        let actor = format!("provider:{}", provider.as_str());
-        transaction(ctx.db, || {
-            deliveries::apply_event(ctx, &found, event)?;
-            // A reset still parked (the component stopped before recording the send):
-            // delivered completes it; a bounce or failure ends it.
-            for r in portal_resets::pending_for_delivery(ctx.db, found.id)? {
-                if event.status == EventStatus::Delivered {
-                    portal_resets::complete(
-                        ctx,
-                        r.id,
-                        &actor,
-                        json!({ "completed_by": "delivery_webhook" }),
-                    )?;
-                } else {
-                    portal_resets::end_undelivered(ctx.db, r.id)?;
-                }
+    transaction(ctx.db, || {
+        let now = ctx.now();
+        ctx.db.execute(
+            "DELETE FROM webhook_events WHERE received_at < ?",
+            &[(now - WEBHOOKS_REMEMBERED_SECONDS).into()],
+        )?;
+        let first = ctx.db.execute(
+            "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING RETURNING 1",
+            &[provider.as_str().into(), replay_key.into(), now.into()],
+        )?;
+        if first.first().is_none() {
+            return Ok(Applied {
+                replayed: true,
+                ..Applied::default()
+            });
+        }
+        let mut applied = Applied::default();
+        for event in events {
+            if apply_event(ctx, provider, event)? {
+                applied.updated += 1;
+            } else {
+                applied.unknown += 1;
             }
-            if let Some(client_id) = found.client_id {
-                ctx.audit(
-                    &actor,
-                    &format!("mail_{}", event.status.as_str()),
-                    Some(&format!("client:{client_id}")),
-                    json!({ "delivery_id": found.public_id, "to": found.to, "detail": event.detail }),
-                )?;
-            }
-            Ok::<_, StorageError>(())
-        })?;
-        applied.updated += 1;
+        }
+        Ok(applied)
+    })
+}
+
+/// One event, inside the call's transaction; false when no delivery is known for it.
+fn apply_event(
+    ctx: &Ctx<'_>,
+    provider: Provider,
+    event: &mail::Event,
+) -> Result<bool, StorageError> {
+    let Some(found) = deliveries::find_for_event(ctx.db, provider, event)? else {
+        return Ok(false);
+    };
+    let actor = format!("provider:{}", provider.as_str());
+    deliveries::apply_event(ctx, &found, event)?;
+    // A reset still parked (the component stopped before recording the send):
+    // delivered completes it; a bounce or failure ends it.
+    for r in portal_resets::pending_for_delivery(ctx.db, found.id)? {
+        if event.status == EventStatus::Delivered {
+            portal_resets::complete(
+                ctx,
+                r.id,
+                &actor,
+                json!({ "completed_by": "delivery_webhook" }),
+            )?;
+        } else {
+            portal_resets::end_undelivered(ctx.db, r.id)?;
+        }
     }
-    Ok(applied)
+    if let Some(client_id) = found.client_id {
+        ctx.audit(
+            &actor,
+            &format!("mail_{}", event.status.as_str()),
+            Some(&format!("client:{client_id}")),
+            json!({ "delivery_id": found.public_id, "to": found.to, "detail": event.detail }),
+        )?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -144,6 +144,47 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX portal_resets_by_client ON portal_resets (client_id, id)",
         "CREATE INDEX portal_resets_pending ON portal_resets (username) WHERE status = 'pending'",
     ],
+    &[
+        // A notice to the previous address when a client's email changes is a delivery too.
+        // SQLite cannot alter a CHECK, so the table is rebuilt under its own name (a rename
+        // would rewrite portal_resets' reference to it): its rows wait in a scratch table
+        // while it is dropped and created again. References are checked at COMMIT, by which
+        // time every referenced row is back.
+        "PRAGMA defer_foreign_keys = ON",
+        "CREATE TABLE mail_deliveries_copy AS SELECT * FROM mail_deliveries",
+        "DROP TABLE mail_deliveries",
+        "CREATE TABLE mail_deliveries (
+        id INTEGER PRIMARY KEY,
+        public_id TEXT NOT NULL UNIQUE,
+        client_id INTEGER REFERENCES clients (id),
+        purpose TEXT NOT NULL CHECK (purpose IN ('temporary_password', 'reset_link', 'email_changed')),
+        provider TEXT NOT NULL,
+        to_address TEXT NOT NULL,
+        provider_message_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('sending', 'accepted', 'delivered', 'bounced', 'failed')),
+        detail TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        events TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+        "INSERT INTO mail_deliveries SELECT * FROM mail_deliveries_copy",
+        "DROP TABLE mail_deliveries_copy",
+        "CREATE INDEX mail_deliveries_by_message ON mail_deliveries (provider, provider_message_id)",
+        // Refusals of a locked key are counted on its row, not written one by one; a counter
+        // of an account and a network names its account, so a reset lifts it too.
+        "ALTER TABLE sign_in_throttle ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sign_in_throttle ADD COLUMN account TEXT",
+        "CREATE INDEX sign_in_throttle_by_account ON sign_in_throttle (account) WHERE account IS NOT NULL",
+        // Webhook events already applied, by the provider's event id, so a replay changes
+        // nothing. Kept for a week (far longer than any signature stays valid).
+        "CREATE TABLE webhook_events (
+        provider TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (provider, event_id)
+    ) WITHOUT ROWID",
+    ],
 ];
 
 /// The schema version this code expects.
@@ -211,6 +252,36 @@ mod tests {
             VERSION
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_deliveries_table_is_rebuilt_with_its_rows_and_references() {
+        let db = NativeDb::in_memory().unwrap();
+        transaction(&db, || {
+            for migration in &MIGRATIONS[..3] {
+                for statement in *migration {
+                    db.execute(statement, &[])?;
+                }
+            }
+            db.execute("PRAGMA user_version = 3", &[])
+        })
+        .unwrap();
+        db.execute("INSERT INTO staff (id, email, display_name, role, created_at) VALUES (1, 'a@b.c', 'A', 'admin', 't')", &[]).unwrap();
+        db.execute("INSERT INTO clients (id, first_name, last_name, dob, created_at) VALUES (1, 'J', 'D', '2013-02-19', 't')", &[]).unwrap();
+        db.execute("INSERT INTO mail_deliveries (id, public_id, client_id, purpose, provider, to_address, status, created_at, updated_at) VALUES (7, 'p', 1, 'reset_link', 'postmark', 'j@d.e', 'accepted', 't', 't')", &[]).unwrap();
+        db.execute("INSERT INTO portal_resets (client_id, idempotency_key, requested_by, delivery, status, username, mail_delivery_id, created_at, started_at) VALUES (1, 'k', 1, 'email', 'sent', 'j@d.e', 7, 't', 0)", &[]).unwrap();
+        migrate(&db).unwrap();
+        let row = db
+            .execute("SELECT d.public_id FROM portal_resets r JOIN mail_deliveries d ON d.id = r.mail_delivery_id", &[])
+            .unwrap();
+        assert_eq!(
+            row.first()
+                .and_then(|r| r.text(0).map(str::to_string))
+                .as_deref(),
+            Some("p")
+        );
+        db.execute("INSERT INTO mail_deliveries (public_id, purpose, provider, to_address, status, created_at, updated_at) VALUES ('q', 'email_changed', 'postmark', 'x@y.z', 'sending', 't', 't')", &[]).unwrap();
+        assert!(db.execute("INSERT INTO portal_resets (client_id, idempotency_key, requested_by, delivery, status, username, mail_delivery_id, created_at, started_at) VALUES (1, 'k2', 1, 'email', 'sent', 'j@d.e', 999, 't', 0)", &[]).is_err(), "references are still checked");
     }
 
     #[test]

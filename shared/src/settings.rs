@@ -23,6 +23,9 @@ pub struct Settings {
     /// `mail_timeout_seconds` (default 10): how long one attempt to hand an email to the
     /// provider may wait for its answer.
     pub mail_timeout_seconds: i64,
+    /// `trusted_proxies`: the proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` names the client; empty trusts none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             setup_token: None,
             clinic_timezone: jiff::tz::TimeZone::UTC,
             mail_timeout_seconds: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -123,6 +127,22 @@ impl Settings {
                 1,
                 60,
             )?,
+            trusted_proxies: get("trusted_proxies")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            SettingError::new(
+                                "trusted_proxies",
+                                format!("has {p:?}, which is not an address or a range such as 10.0.0.0/8"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
             demo_data: get("demo_data").is_some_and(|v| v.trim() == "true"),
             setup_token: get("setup_token")
                 .filter(|t| !t.trim().is_empty())

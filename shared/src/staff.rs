@@ -8,10 +8,11 @@ use crate::api_error::{ApiError, Code};
 use crate::credentials;
 use crate::ctx::Ctx;
 use crate::deliveries::{self, Recorded};
-use crate::domain::{Account, DisplayName, Email, Password, Role};
+use crate::domain::{Account, AccountKind, DisplayName, Email, Password, Role};
 use crate::mail::{self, MailSettings, Transport};
 use crate::passwords;
-use crate::ports::transaction;
+use crate::ports::{StorageError, transaction};
+use crate::tokens;
 
 /// A staff member as the API shows them.
 #[derive(Debug, Serialize)]
@@ -37,9 +38,22 @@ fn admin_only(role: Role) -> Result<(), ApiError> {
 /// Every staff member, by name.
 pub fn list(ctx: &Ctx<'_>, role: Role) -> Result<Vec<StaffView>, ApiError> {
     admin_only(role)?;
-    let rows = ctx.db.execute(
-        "SELECT id, email, display_name, role, status FROM staff ORDER BY display_name COLLATE NOCASE, id",
+    Ok(select(
+        ctx,
+        "1 ORDER BY display_name COLLATE NOCASE, id",
         &[],
+    )?)
+}
+
+/// Staff members `WHERE {filter}`.
+fn select(
+    ctx: &Ctx<'_>,
+    filter: &str,
+    params: &[crate::ports::Value],
+) -> Result<Vec<StaffView>, StorageError> {
+    let rows = ctx.db.execute(
+        &format!("SELECT id, email, display_name, role, status FROM staff WHERE {filter}"),
+        params,
     )?;
     Ok(rows
         .iter()
@@ -199,6 +213,112 @@ pub fn assign(
     )
 }
 
+/// `PATCH /api/staff/:id`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffChange {
+    pub status: String,
+}
+
+/// Disables a staff member (their sessions end at once, they cannot sign in, their caseload
+/// stays for whoever takes it over) or enables them again. An administrator cannot disable
+/// themselves, nor the last active administrator.
+pub fn set_status(
+    ctx: &Ctx<'_>,
+    admin: Account,
+    role: Role,
+    staff_id: i64,
+    change: &StaffChange,
+) -> Result<StaffView, ApiError> {
+    admin_only(role)?;
+    let status = match change.status.as_str() {
+        "active" | "disabled" => change.status.as_str(),
+        _ => return Err(ApiError::invalid("status", "status is active or disabled.")),
+    };
+    if status == "disabled" && staff_id == admin.id {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "You cannot disable your own account; ask another administrator.",
+        ));
+    }
+    let account = Account {
+        kind: AccountKind::Staff,
+        id: staff_id,
+    };
+    transaction(ctx.db, || {
+        let Some(current) = member(ctx, staff_id)? else {
+            return Err(ApiError::not_found());
+        };
+        if current.status == status {
+            return Ok(current);
+        }
+        if status == "disabled" && current.role == Role::Admin.as_str() {
+            let others = ctx.db.execute(
+                "SELECT count(*) FROM staff WHERE role = 'admin' AND status = 'active' AND id != ?",
+                &[staff_id.into()],
+            )?;
+            if others.first().and_then(|r| r.int(0)).unwrap_or(0) == 0 {
+                return Err(ApiError::new(
+                    Code::Forbidden,
+                    "This is the last active administrator; make someone else an administrator first.",
+                ));
+            }
+        }
+        ctx.db.execute(
+            "UPDATE staff SET status = ? WHERE id = ?",
+            &[status.into(), staff_id.into()],
+        )?;
+        if status == "disabled" {
+            tokens::revoke_all_sessions(ctx.db, account)?;
+        }
+        ctx.audit(
+            &admin.label(),
+            if status == "disabled" {
+                "staff_disabled"
+            } else {
+                "staff_enabled"
+            },
+            Some(&account.label()),
+            json!({ "email": current.email }),
+        )?;
+        Ok(StaffView {
+            status: status.to_string(),
+            ..current
+        })
+    })
+}
+
+fn member(ctx: &Ctx<'_>, staff_id: i64) -> Result<Option<StaffView>, StorageError> {
+    Ok(select(ctx, "id = ?", &[staff_id.into()])?.pop())
+}
+
+/// Takes a client off a staff member's caseload: they no longer see the client.
+pub fn unassign(
+    ctx: &Ctx<'_>,
+    admin: Account,
+    role: Role,
+    client: i64,
+    staff_id: i64,
+) -> Result<(), ApiError> {
+    admin_only(role)?;
+    transaction(ctx.db, || {
+        let removed = ctx.db.execute(
+            "DELETE FROM caseload_assignments WHERE client_id = ? AND staff_id = ? RETURNING role",
+            &[client.into(), staff_id.into()],
+        )?;
+        let Some(case_role) = removed.first().and_then(|r| r.text(0).map(str::to_string)) else {
+            return Err(ApiError::not_found());
+        };
+        ctx.audit(
+            &admin.label(),
+            "client_unassigned",
+            Some(&format!("client:{client}")),
+            json!({ "staff_id": staff_id, "role": case_role }),
+        )?;
+        Ok(())
+    })
+}
+
 /// What `POST /api/staff` answers about the temporary password.
 pub enum Handed {
     /// Emailed to the new staff member (the address masked).
@@ -276,4 +396,135 @@ pub fn email_temporary_password(
         },
     };
     Ok((added.staff, handed, added.expires_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{LoginRequest, SignIn, login, require_session};
+    use crate::ports::Db;
+    use crate::testing::World;
+
+    fn id(w: &World, sql: &str) -> i64 {
+        w.db.execute(sql, &[])
+            .unwrap()
+            .first()
+            .and_then(|r| r.int(0))
+            .unwrap()
+    }
+
+    fn staff(w: &World, email: &str) -> Account {
+        Account {
+            kind: AccountKind::Staff,
+            id: id(w, &format!("SELECT id FROM staff WHERE email = '{email}'")),
+        }
+    }
+
+    fn sign_in(w: &World, username: &str, password: &str) -> Result<SignIn, ApiError> {
+        login(
+            &w.ctx(),
+            &LoginRequest {
+                realm: "staff".into(),
+                username: username.into(),
+                password: password.into(),
+            },
+            "10.0.0.3",
+        )
+    }
+
+    fn change(status: &str) -> StaffChange {
+        StaffChange {
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn a_disabled_staff_member_is_signed_out_at_once_and_cannot_sign_in() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = staff(&w, "admin@example.org");
+        let casey = staff(&w, "casey.manager@example.org");
+        let Ok(SignIn::Session { token, .. }) =
+            sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
+        else {
+            panic!("Casey signs in");
+        };
+        assert!(require_session(&ctx, Some(token.expose())).is_ok());
+        let view = set_status(&ctx, admin, Role::Admin, casey.id, &change("disabled")).unwrap();
+        assert_eq!(view.status, "disabled");
+        assert_eq!(
+            require_session(&ctx, Some(token.expose()))
+                .unwrap_err()
+                .code,
+            "not_signed_in"
+        );
+        assert_eq!(
+            sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
+                .err()
+                .unwrap()
+                .code,
+            "invalid_credentials"
+        );
+        set_status(&ctx, admin, Role::Admin, casey.id, &change("active")).unwrap();
+        assert!(sign_in(&w, "casey.manager@example.org", "caseport-demo-manager").is_ok());
+        let audited = id(
+            &w,
+            "SELECT count(*) FROM audit_log WHERE action IN ('staff_disabled', 'staff_enabled')",
+        );
+        assert_eq!(audited, 2);
+    }
+
+    #[test]
+    fn only_administrators_disable_and_never_themselves_or_the_last_one() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = staff(&w, "admin@example.org");
+        let casey = staff(&w, "casey.manager@example.org");
+        let refused = set_status(
+            &ctx,
+            casey,
+            Role::CaseManager,
+            admin.id,
+            &change("disabled"),
+        );
+        assert_eq!(refused.unwrap_err().code, "forbidden");
+        let own = set_status(&ctx, admin, Role::Admin, admin.id, &change("disabled"));
+        assert_eq!(own.unwrap_err().code, "forbidden");
+        w.db.execute(
+            "UPDATE staff SET role = 'admin' WHERE id = ?",
+            &[casey.id.into()],
+        )
+        .unwrap();
+        // Casey, now an administrator, may disable the other one, but not then herself.
+        set_status(&ctx, casey, Role::Admin, admin.id, &change("disabled")).unwrap();
+        let last = set_status(&ctx, admin, Role::Admin, casey.id, &change("disabled"));
+        assert_eq!(last.unwrap_err().code, "forbidden");
+        let bad = set_status(&ctx, casey, Role::Admin, admin.id, &change("gone"));
+        assert_eq!(bad.unwrap_err().field.as_deref(), Some("status"));
+    }
+
+    #[test]
+    fn an_unassigned_client_leaves_the_caseload() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = staff(&w, "admin@example.org");
+        let casey = staff(&w, "casey.manager@example.org");
+        let jane = id(&w, "SELECT id FROM clients WHERE first_name = 'Jane'");
+        assert!(crate::clients::may_see(&w.db, casey, Role::CaseManager, jane).unwrap());
+        unassign(&ctx, admin, Role::Admin, jane, casey.id).unwrap();
+        assert!(!crate::clients::may_see(&w.db, casey, Role::CaseManager, jane).unwrap());
+        assert_eq!(
+            unassign(&ctx, admin, Role::Admin, jane, casey.id)
+                .unwrap_err()
+                .code,
+            "not_found"
+        );
+        assert_eq!(
+            id(
+                &w,
+                "SELECT count(*) FROM audit_log WHERE action = 'client_unassigned'"
+            ),
+            1
+        );
+    }
 }

@@ -1,42 +1,73 @@
-//! Lockout and rate limits for sign-in: an attempt is reserved by one atomic statement
-//! before the password is checked, so parallel requests cannot get more checks than the
-//! limit. Keys are hashes, the same for unknown and known accounts.
+//! Throttling of sign-in and other guessable requests, after OWASP's and NIST SP 800-63B-4's
+//! advice: slow guessing down without letting a stranger lock a person out.
+//!
+//! Three counters meet at each sign-in (see `auth`): one per account and client network,
+//! whose delays grow with each failure past a few (only that network is slowed); one per
+//! account per day, a hard limit that only many networks together can reach (then the account
+//! is locked until a staff member resets it); one per client network, against spraying many
+//! accounts. An attempt is reserved by one atomic statement before the password is checked,
+//! so parallel requests cannot get more checks than the limit. Keys are hashes, the same for
+//! unknown and known accounts. A refused request writes no row: it is counted on its key's
+//! row, and only the first refusal of a lock is worth an audit entry.
 
 use sha2::{Digest, Sha256};
 
 use crate::ports::{Db, StorageError, transaction};
 
-/// A limit: `attempts` within `window` seconds, then locked for `lock` seconds.
+/// A limit: `attempts` within `window` seconds; the attempt that reaches it locks the key for
+/// `lock` seconds, and each attempt after that (once the lock has passed) for twice as long
+/// as the one before, up to `max_lock`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
     pub attempts: i64,
     pub window: i64,
     pub lock: i64,
+    pub max_lock: i64,
 }
 
-/// Five wrong passwords per account in 15 minutes, then 15 minutes locked.
-pub const PER_ACCOUNT: Limit = Limit {
+/// Per account and client network: five attempts, then 30 s, 1 min, 2 min … up to 15 min
+/// between attempts, within an hour.
+pub const PER_ACCOUNT_AND_NETWORK: Limit = Limit {
     attempts: 5,
-    window: 900,
-    lock: 900,
+    window: 3600,
+    lock: 30,
+    max_lock: 900,
 };
-/// A hundred sign-in attempts per client address in 15 minutes.
-pub const PER_ADDRESS: Limit = Limit {
+/// Per account, from anywhere: 100 failed attempts a day (NIST's most), then locked for the
+/// rest of the day unless a staff member resets the password.
+pub const PER_ACCOUNT_DAY: Limit = Limit {
+    attempts: 100,
+    window: 86_400,
+    lock: 86_400,
+    max_lock: 86_400,
+};
+/// Per client network, across accounts: a hundred failed attempts in 15 minutes.
+pub const PER_NETWORK: Limit = Limit {
     attempts: 100,
     window: 900,
     lock: 900,
+    max_lock: 900,
+};
+/// First-administrator setup, per client network: ten tries an hour.
+pub const SETUP_PER_NETWORK: Limit = Limit {
+    attempts: 10,
+    window: 3600,
+    lock: 3600,
+    max_lock: 3600,
 };
 /// Three reset emails per address in an hour.
 pub const FORGOT_PER_EMAIL: Limit = Limit {
     attempts: 3,
     window: 3600,
     lock: 3600,
+    max_lock: 3600,
 };
-/// Twenty reset requests per client address in an hour.
-pub const FORGOT_PER_ADDRESS: Limit = Limit {
+/// Twenty reset requests per client network in an hour.
+pub const FORGOT_PER_NETWORK: Limit = Limit {
     attempts: 20,
     window: 3600,
     lock: 3600,
+    max_lock: 3600,
 };
 
 /// The stored key for what is being limited, e.g. `("account", "staff:casey@…")`.
@@ -45,47 +76,89 @@ pub fn key(scope: &str, subject: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reserves one attempt. `Err(seconds)` means locked: retry after that many seconds.
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Seconds until the key takes attempts again.
+    pub retry_after: u64,
+    /// The first refusal since the key was locked: the one worth recording.
+    pub first: bool,
+}
+
+/// Reserves one attempt on `key`. `account`, when set, is the account key this one belongs
+/// to, so that [`clear_account`] lifts it too.
 pub fn reserve(
     db: &dyn Db,
     key: &str,
     limit: Limit,
     now: i64,
-) -> Result<Result<(), u64>, StorageError> {
+    account: Option<&str>,
+) -> Result<Result<(), Refused>, StorageError> {
+    // A locked key is refused without taking the write lock for a transaction: one counting
+    // statement, on a row that exists already.
+    if let Some(refused) = count_refusal(db, key, now)? {
+        return Ok(Err(refused));
+    }
     transaction(db, || {
         db.execute(
             "DELETE FROM sign_in_throttle WHERE key = ? AND window_started_at <= ? AND locked_until <= ?",
             &[key.into(), (now - limit.window).into(), now.into()],
         )?;
         let rows = db.execute(
-            "INSERT INTO sign_in_throttle (key, attempts, window_started_at) VALUES (?, 1, ?)
-             ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1
-             RETURNING attempts, locked_until",
-            &[key.into(), now.into()],
+            "INSERT INTO sign_in_throttle (key, attempts, window_started_at, account) VALUES (?, 1, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1 WHERE locked_until <= ?
+             RETURNING attempts",
+            &[key.into(), now.into(), account.map(str::to_string).into(), now.into()],
         )?;
-        let row = rows.first();
-        let attempts = row.and_then(|r| r.int(0)).unwrap_or(1);
-        let locked_until = row.and_then(|r| r.int(1)).unwrap_or(0);
-        if locked_until > now {
-            return Ok(Err((locked_until - now) as u64));
-        }
-        if attempts > limit.attempts {
-            let until = now + limit.lock;
+        let Some(attempts) = rows.first().and_then(|r| r.int(0)) else {
+            // Locked by a parallel request since the check above.
+            return Ok(Err(count_refusal(db, key, now)?.unwrap_or(Refused {
+                retry_after: 1,
+                first: false,
+            })));
+        };
+        if attempts >= limit.attempts {
+            let doublings = u32::try_from((attempts - limit.attempts).min(30)).unwrap_or(30);
+            let lock = limit
+                .lock
+                .saturating_mul(1_i64 << doublings)
+                .min(limit.max_lock);
             db.execute(
-                "UPDATE sign_in_throttle SET locked_until = ? WHERE key = ?",
-                &[until.into(), key.into()],
+                "UPDATE sign_in_throttle SET locked_until = ?, refused = 0 WHERE key = ?",
+                &[(now + lock).into(), key.into()],
             )?;
-            return Ok(Err(limit.lock as u64));
         }
         Ok(Ok(()))
     })
 }
 
-/// Gives back one reserved attempt (a sign-in from this address succeeded).
-pub fn refund(db: &dyn Db, key: &str) -> Result<(), StorageError> {
-    db.execute(
-        "UPDATE sign_in_throttle SET attempts = max(attempts - 1, 0) WHERE key = ?",
+/// Counts a refusal if `key` is locked now.
+fn count_refusal(db: &dyn Db, key: &str, now: i64) -> Result<Option<Refused>, StorageError> {
+    let locked = db.execute(
+        "SELECT locked_until FROM sign_in_throttle WHERE key = ? AND locked_until > ?",
+        &[key.into(), now.into()],
+    )?;
+    let Some(until) = locked.first().and_then(|r| r.int(0)) else {
+        return Ok(None);
+    };
+    let counted = db.execute(
+        "UPDATE sign_in_throttle SET refused = refused + 1 WHERE key = ? RETURNING refused",
         &[key.into()],
+    )?;
+    Ok(Some(Refused {
+        retry_after: u64::try_from(until - now).unwrap_or(1).max(1),
+        first: counted.first().and_then(|r| r.int(0)) == Some(1),
+    }))
+}
+
+/// Gives back the one attempt this request reserved under `limit` (it succeeded, so it was
+/// no failure), and the lock that attempt set when it reached the limit. Never more: other
+/// attempts on the key stay counted.
+pub fn refund(db: &dyn Db, key: &str, limit: Limit) -> Result<(), StorageError> {
+    db.execute(
+        "UPDATE sign_in_throttle SET attempts = max(attempts - 1, 0),
+         locked_until = CASE WHEN attempts - 1 < ? THEN 0 ELSE locked_until END WHERE key = ?",
+        &[limit.attempts.into(), key.into()],
     )?;
     Ok(())
 }
@@ -107,6 +180,15 @@ pub fn clear(db: &dyn Db, key: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Forgets an account's attempts from every network (a staff member reset its password).
+pub fn clear_account(db: &dyn Db, account_key: &str) -> Result<(), StorageError> {
+    db.execute(
+        "DELETE FROM sign_in_throttle WHERE key = ?1 OR account = ?1",
+        &[account_key.into()],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,48 +201,101 @@ mod tests {
         db
     }
 
-    #[test]
-    fn the_sixth_attempt_is_locked_with_a_retry_time() {
-        let db = db();
-        let k = key("account", "staff:x@example.org");
-        for _ in 0..5 {
-            assert_eq!(reserve(&db, &k, PER_ACCOUNT, 1000).unwrap(), Ok(()));
-        }
-        assert_eq!(reserve(&db, &k, PER_ACCOUNT, 1000).unwrap(), Err(900));
-        assert_eq!(reserve(&db, &k, PER_ACCOUNT, 1100).unwrap(), Err(800));
-        // After the lock and the window have passed, attempts start again.
-        assert_eq!(reserve(&db, &k, PER_ACCOUNT, 1000 + 901).unwrap(), Ok(()));
+    fn go(db: &NativeDb, k: &str, limit: Limit, now: i64) -> Result<(), u64> {
+        reserve(db, k, limit, now, None)
+            .unwrap()
+            .map_err(|r| r.retry_after)
     }
 
     #[test]
-    fn clearing_forgets_failures() {
+    fn delays_grow_after_the_free_attempts() {
         let db = db();
-        let k = key("account", "a");
-        for _ in 0..4 {
-            reserve(&db, &k, PER_ACCOUNT, 0).unwrap().unwrap();
-        }
-        clear(&db, &k).unwrap();
+        let k = key("pair", "staff:x@example.org|10.0.0.1");
+        let limit = PER_ACCOUNT_AND_NETWORK;
         for _ in 0..5 {
-            assert_eq!(reserve(&db, &k, PER_ACCOUNT, 0).unwrap(), Ok(()));
+            assert_eq!(go(&db, &k, limit, 1000), Ok(()));
         }
+        assert_eq!(go(&db, &k, limit, 1000), Err(30));
+        assert_eq!(go(&db, &k, limit, 1010), Err(20));
+        assert_eq!(go(&db, &k, limit, 1030), Ok(()));
+        assert_eq!(go(&db, &k, limit, 1031), Err(59));
+        assert_eq!(go(&db, &k, limit, 1090), Ok(()));
+        assert_eq!(go(&db, &k, limit, 1090), Err(120));
     }
 
     #[test]
-    fn a_refund_gives_one_attempt_back() {
+    fn the_delay_stops_growing_at_the_most() {
         let db = db();
-        let k = key("address", "10.0.0.1");
+        let k = key("pair", "a");
+        let mut now = 0;
+        let mut longest = 0;
+        for _ in 0..40 {
+            match go(&db, &k, PER_ACCOUNT_AND_NETWORK, now) {
+                Ok(()) => {}
+                Err(wait) => {
+                    longest = longest.max(wait);
+                    now += i64::try_from(wait).unwrap();
+                }
+            }
+        }
+        assert_eq!(longest, 900);
+    }
+
+    #[test]
+    fn refusals_are_counted_on_the_row_and_only_the_first_is_flagged() {
+        let db = db();
+        let k = key("pair", "b");
+        for _ in 0..5 {
+            go(&db, &k, PER_ACCOUNT_AND_NETWORK, 0).unwrap();
+        }
+        let first = reserve(&db, &k, PER_ACCOUNT_AND_NETWORK, 1, None).unwrap();
+        assert!(matches!(first, Err(Refused { first: true, .. })));
+        for _ in 0..100 {
+            let again = reserve(&db, &k, PER_ACCOUNT_AND_NETWORK, 1, None).unwrap();
+            assert!(matches!(again, Err(Refused { first: false, .. })));
+        }
+        let rows = db
+            .execute("SELECT count(*), sum(refused) FROM sign_in_throttle", &[])
+            .unwrap();
+        let row = rows.first().unwrap();
+        assert_eq!((row.int(0), row.int(1)), (Some(1), Some(101)));
+    }
+
+    #[test]
+    fn a_refund_gives_back_only_this_attempt() {
+        let db = db();
+        let k = key("network", "10.0.0.1");
         let limit = Limit {
-            attempts: 2,
+            attempts: 3,
             window: 900,
             lock: 900,
+            max_lock: 900,
         };
+        go(&db, &k, limit, 0).unwrap();
+        go(&db, &k, limit, 0).unwrap();
         for _ in 0..10 {
-            reserve(&db, &k, limit, 0).unwrap().unwrap();
-            refund(&db, &k).unwrap();
+            // Each success reaches the limit and is given back, lock and all.
+            go(&db, &k, limit, 0).unwrap();
+            refund(&db, &k, limit).unwrap();
         }
-        assert_eq!(reserve(&db, &k, limit, 0).unwrap(), Ok(()));
-        assert_eq!(reserve(&db, &k, limit, 0).unwrap(), Ok(()));
-        assert!(reserve(&db, &k, limit, 0).unwrap().is_err());
+        // The two failures stay counted: one more reaches the limit, the next is refused.
+        go(&db, &k, limit, 0).unwrap();
+        assert!(go(&db, &k, limit, 0).is_err());
+    }
+
+    #[test]
+    fn clearing_an_account_lifts_its_network_counters_too() {
+        let db = db();
+        let account = key("account", "client:jane");
+        let pair = key("pair", "client:jane|10.0.0.1");
+        for _ in 0..5 {
+            reserve(&db, &pair, PER_ACCOUNT_AND_NETWORK, 0, Some(&account))
+                .unwrap()
+                .unwrap();
+        }
+        assert!(is_locked(&db, &pair, 1).unwrap());
+        clear_account(&db, &account).unwrap();
+        assert!(!is_locked(&db, &pair, 1).unwrap());
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn manifest() -> toml::Table {
 }
 
 /// The components that send mail, and so may have an outbound grant.
-const MAIL_SENDERS: &[&str] = &["login", "caseload", "reset-and-send"];
+const MAIL_SENDERS: &[&str] = &["login", "caseload", "client-info", "reset-and-send"];
 
 #[test]
 fn shared_knows_nothing_of_spin_or_http() {

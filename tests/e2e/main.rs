@@ -11,5 +11,6 @@ mod caseload;
 mod caseport_app;
 mod reset;
 mod runtime;
+mod security;
 mod sign_in;
 mod startup_errors;

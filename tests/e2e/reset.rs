@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const WEBHOOK_SECRET: &str = "hook-secret-for-tests";
+const WEBHOOK_SECRET: &str = "hook-secret-for-the-end-to-end-tests";
 const TOKEN: &str = "provider-token-7f3a";
 
 fn demo() -> Up {
@@ -230,6 +230,17 @@ fn scenario_one_casey_resets_janes_password_by_email() {
 }
 
 fn webhook_call(app: &Server, kind: Kind, body: &Value, good: bool) -> Reply {
+    // Each call has its own id, as Svix gives it (a repeated one is a replay).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = format!(
+        "msg_2KWPBgLlAfxdpx2AI54pPJ{}",
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    webhook_call_as(app, kind, body, good, &id)
+}
+
+/// A webhook call with Resend's message id `id` (Svix's `svix-id`).
+fn webhook_call_as(app: &Server, kind: Kind, body: &Value, good: bool, id: &str) -> Reply {
     let path = format!("/api/mail/events/{}", kind.name());
     let raw = body.to_string();
     let secret = if good { WEBHOOK_SECRET } else { "a guess" };
@@ -239,13 +250,12 @@ fn webhook_call(app: &Server, kind: Kind, body: &Value, good: bool) -> Reply {
             format!("Basic {}", STANDARD.encode(format!("caseport:{secret}"))),
         )],
         Kind::Resend => {
-            let id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
             let now = jiff::Timestamp::now().as_second();
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
             mac.update(format!("{id}.{now}.{raw}").as_bytes());
             let signature = STANDARD.encode(mac.finalize().into_bytes());
             vec![
-                ("svix-id".into(), id.into()),
+                ("svix-id".into(), id.to_string()),
                 ("svix-timestamp".into(), now.to_string()),
                 ("svix-signature".into(), format!("v1,{signature}")),
             ]
@@ -762,8 +772,10 @@ fn an_interrupted_send_leaves_a_password_that_works_and_says_so() {
         .unwrap();
     let casey = Staff::sign_in(&app, CASEY);
     let jane = client_id(&app, "Jane");
-    let old = own_password(&app, jane, "violet garden passphrase");
+    own_password(&app, jane, "violet garden passphrase");
     correct_email(&casey, jane, "jdoe123@hotmail.com");
+    // The username followed the corrected address.
+    let old = "jdoe123@hotmail.com";
     fake.then(Act::Slow(Duration::from_secs(4)));
     let r = reset(&casey, jane, "email", "interrupted-0001");
     assert!(r.status >= 500, "{}", r.body);
@@ -778,7 +790,7 @@ fn an_interrupted_send_leaves_a_password_that_works_and_says_so() {
     );
     // The old password works until the emailed one is used; the emailed one works.
     assert_eq!(
-        portal_login(&app, &old, "violet garden passphrase").status,
+        portal_login(&app, old, "violet garden passphrase").status,
         200
     );
     let first = portal_login(&app, "jdoe123@hotmail.com", &fake.password(0));
@@ -789,7 +801,7 @@ fn an_interrupted_send_leaves_a_password_that_works_and_says_so() {
         first.body
     );
     assert_eq!(
-        code(&portal_login(&app, &old, "violet garden passphrase")),
+        code(&portal_login(&app, old, "violet garden passphrase")),
         "invalid_credentials"
     );
     assert_eq!(
@@ -946,4 +958,44 @@ fn a_new_staff_members_password_is_emailed_or_shown_once_if_the_email_fails() {
     );
     assert_eq!(first.json()["status"], "password_change_required");
     assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_replayed_webhook_call_changes_nothing() {
+    let fake = FakeMail::start(Kind::Resend, TOKEN).unwrap();
+    let app = with_provider(&fake).start().unwrap();
+    let casey = Staff::sign_in(&app, CASEY);
+    let jane = client_id(&app, "Jane");
+    correct_email(&casey, jane, "jdoe123@hotmail.com");
+    assert_eq!(reset(&casey, jane, "email", "replay-key-0001").status, 200);
+    let message = fake.accepted_ids()[0].clone();
+    let delivered = event(Kind::Resend, true, &message, None, "jdoe123@hotmail.com");
+    let bounced = event(Kind::Resend, false, &message, None, "jdoe123@hotmail.com");
+    let mail_events = |casey: &Staff| {
+        casey.get(&format!("/api/clients/{jane}/history")).json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("mail_")))
+            .count()
+    };
+    assert_eq!(
+        webhook_call_as(&app, Kind::Resend, &delivered, true, "msg_once").status,
+        204
+    );
+    assert_eq!(mail_events(&casey), 1);
+    // The same call again, and a different body under the same message id: both replays.
+    assert_eq!(
+        webhook_call_as(&app, Kind::Resend, &delivered, true, "msg_once").status,
+        204
+    );
+    assert_eq!(
+        webhook_call_as(&app, Kind::Resend, &bounced, true, "msg_once").status,
+        204
+    );
+    assert_eq!(mail_events(&casey), 1);
+    assert_eq!(
+        portal(&casey, jane)["last_reset"]["mail_status"],
+        "delivered"
+    );
 }

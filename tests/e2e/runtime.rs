@@ -245,6 +245,135 @@ fn an_endless_loop_is_stopped_at_the_time_limit() {
 }
 
 #[test]
+fn a_stopped_loop_gives_its_room_back() {
+    // One request at a time for the component: if the stopped loop still ran, the next
+    // request would wait and be refused.
+    let app = Up::probe()
+        .args([
+            "--request-timeout",
+            "1",
+            "--max-concurrent",
+            "1",
+            "--queue-timeout",
+            "3",
+        ])
+        .start()
+        .unwrap();
+    assert_eq!(app.get("/probe/loop").status, 503);
+    let next = app.get("/probe/headers");
+    assert_eq!(next.status, 200, "{}", next.body);
+}
+
+#[test]
+fn a_busy_component_answers_503_after_a_short_wait_and_others_are_unaffected() {
+    let app = std::sync::Arc::new(
+        Up::probe()
+            .args([
+                "--request-timeout",
+                "5",
+                "--max-concurrent",
+                "1",
+                "--queue-timeout",
+                "0.5",
+            ])
+            .start()
+            .unwrap(),
+    );
+    let looping = {
+        let app = app.clone();
+        std::thread::spawn(move || app.get("/probe/loop").status)
+    };
+    // Once the loop holds the component's one place, the next request waits, then is refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let busy = loop {
+        let r = app.get("/probe/headers");
+        if r.status != 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert_eq!(busy.json()["error"]["code"], "busy");
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    // Another component is not held up.
+    assert_eq!(app.get("/probe/whoami").status, 200);
+    assert_eq!(looping.join().unwrap(), 503);
+}
+
+#[test]
+fn a_client_slow_to_send_its_headers_is_disconnected() {
+    let app = Up::probe().args(["--header-timeout", "1"]).start().unwrap();
+    let mut stream = std::net::TcpStream::connect(&app.base).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    // Half a request line, then nothing: the server must not wait for ever.
+    std::io::Write::write_all(&mut stream, b"GET /probe/whoami HTTP/1.1\r\nhost: loc").unwrap();
+    let mut answer = Vec::new();
+    let read = std::io::Read::read_to_end(&mut stream, &mut answer);
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    // hyper answers 408 or just closes; either way the connection is over.
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_client_slow_to_send_its_body_gets_408() {
+    let app = Up::probe().args(["--body-timeout", "1"]).start().unwrap();
+    let mut stream = std::net::TcpStream::connect(&app.base).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"POST /probe/echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\nonly ten..",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+}
+
+#[test]
+fn connections_past_the_cap_wait_for_room() {
+    use std::io::{Read, Write};
+    let app = Up::probe()
+        .args(["--max-connections", "2", "--header-timeout", "30"])
+        .start()
+        .unwrap();
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&app.base).unwrap())
+        .collect();
+    // Let the server accept both.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(&app.base).unwrap();
+    third
+        .write_all(b"GET /probe/whoami HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut first_byte = [0u8; 1];
+    assert!(
+        third.read(&mut first_byte).is_err(),
+        "answered while the server was full"
+    );
+    drop(idle);
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[test]
 fn running_out_of_memory_fails_only_that_request() {
     let app = Up::probe()
         .arg("--memory-limit-mib")

@@ -109,6 +109,12 @@ impl Up {
         self
     }
 
+    /// Adds several command-line arguments.
+    pub fn args(mut self, args: impl IntoIterator<Item = &'static str>) -> Self {
+        self.args.extend(args.into_iter().map(str::to_string));
+        self
+    }
+
     /// Adds `--variable name=value`.
     pub fn variable(self, name: &str, value: &str) -> Self {
         self.arg("--variable").arg(format!("{name}={value}"))
@@ -575,6 +581,13 @@ impl Server {
                 }
                 req.call()
             }
+            ("DELETE", _) => {
+                let mut req = agent.delete(&url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.call()
+            }
             ("POST", b) => with_headers(agent.post(&url))
                 .send(b.map(|b| b.to_string()).unwrap_or_default().as_bytes()),
             ("PUT", b) => with_headers(agent.put(&url))
@@ -616,10 +629,13 @@ impl Reply {
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
             .filter_map(|(_, v)| v.split(';').next())
-            .find(|c| c.starts_with("caseport_session=") && c.len() > "caseport_session=".len())
+            .find(|c| c.starts_with(SESSION_COOKIE) && c.len() > SESSION_COOKIE.len())
             .map(str::to_string)
     }
 }
+
+/// The name and `=` of the session cookie.
+pub const SESSION_COOKIE: &str = "__Host-caseport_session=";
 
 /// The demo accounts (README, "Two commands").
 pub mod demo {

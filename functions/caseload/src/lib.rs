@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{client_id, json, staff_request};
+use caseport_edge::{client_id, json, path_id, staff_request};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::{caseload, client_info, staff};
 use serde_json::json;
@@ -29,8 +29,16 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         ("/api/staff", Method::Get) => "staff_list",
         ("/api/staff", Method::Post) => "staff_add",
         ("/api/staff", _) => return Err(ApiError::method_not_allowed("GET and POST")),
+        (p, Method::Patch) if p.starts_with("/api/staff/") => "staff_change",
+        (p, _) if p.starts_with("/api/staff/") => {
+            return Err(ApiError::method_not_allowed("PATCH"));
+        }
         (p, Method::Post) if p.ends_with("/assignments") => "assign",
         (p, _) if p.ends_with("/assignments") => return Err(ApiError::method_not_allowed("POST")),
+        (p, Method::Delete) if p.contains("/assignments/") => "unassign",
+        (p, _) if p.contains("/assignments/") => {
+            return Err(ApiError::method_not_allowed("DELETE"));
+        }
         _ => return Err(ApiError::not_found()),
     };
     let request = staff_request(req)?;
@@ -75,6 +83,23 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
                 }),
             };
             json(201, &body)
+        }
+        "staff_change" => {
+            let id = path
+                .strip_prefix("/api/staff/")
+                .and_then(|id| id.parse::<i64>().ok())
+                .ok_or_else(ApiError::not_found)?;
+            let body: staff::StaffChange = request.api.json()?;
+            json(
+                200,
+                &json!({ "staff": staff::set_status(&ctx, me, role, id, &body)? }),
+            )
+        }
+        "unassign" => {
+            staff::unassign(&ctx, me, role, client_id(req)?, path_id(req, "staff")?)?;
+            caseport_edge::builder(204)
+                .header("cache-control", "no-store")
+                .build()
         }
         _ => {
             let client = client_id(req)?;

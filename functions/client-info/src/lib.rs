@@ -1,23 +1,51 @@
 //! The `client-info` component: Client Information (read and correct a client) and the
 //! client's history. Routes, parses and responds; the rules are in
-//! `caseport_shared::client_info`.
+//! `caseport_shared::client_info`. A corrected email is answered first; the notice to the
+//! previous address goes out after.
 
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use caseport_edge::{client_id, json, staff_request};
+use caseport_edge::outbound::WasiTransport;
+use caseport_edge::{Env, StaffRequest, client_id, json, staff_request};
 use caseport_shared::api_error::ApiError;
-use caseport_shared::client_info;
+use caseport_shared::client_info::{self, Client};
+use caseport_shared::domain::{Account, Email};
 use serde_json::json;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
-#[http_component]
-fn handle(req: Request) -> Response {
-    caseport_edge::respond(answer(&req))
+/// The notice to send once the correction is answered.
+struct Notice {
+    env: Env,
+    staff: Account,
+    client: Client,
+    previous: Email,
 }
 
-fn answer(req: &Request) -> Result<Response, ApiError> {
+#[http_component]
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    caseport_edge::serve_then(incoming, out, answer, notify).await;
+}
+
+/// Tells the previous address of a changed email; a failure is in the client's history.
+fn notify(n: Notice) {
+    let sent = n.env.mail().and_then(|mail| {
+        Ok(client_info::notify_email_changed(
+            &n.env.ctx(),
+            mail.as_ref(),
+            &WasiTransport,
+            n.staff,
+            &n.client,
+            &n.previous,
+        )?)
+    });
+    if let Err(e) = sent {
+        eprintln!("email change notice: not sent: {}", e.message);
+    }
+}
+
+fn answer(req: &Request) -> Result<(Response, Option<Notice>), ApiError> {
     let history = req.path().trim_end_matches('/').ends_with("/history");
     match (history, req.method()) {
         (true, Method::Get) | (false, Method::Get | Method::Patch) => {}
@@ -28,19 +56,28 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
     let staff = staff_request(req)?;
     let ctx = staff.ctx();
     let (me, role) = (staff.me, staff.role);
-    Ok(match (history, req.method()) {
+    let response = match (history, req.method()) {
         (true, _) => json(
             200,
             &json!({ "entries": client_info::history(&ctx, me, role, id)? }),
         ),
         (false, Method::Patch) => {
             let patch: client_info::Patch = staff.api.json()?;
-            let (client, email_check) =
-                client_info::update(&ctx, me, role, id, &patch, ctx.today())?;
-            json(
+            let updated = client_info::update(&ctx, me, role, id, &patch, ctx.today())?;
+            let response = json(
                 200,
-                &json!({ "client": client, "email_check": email_check }),
-            )
+                &json!({ "client": updated.client, "email_check": updated.email_check }),
+            );
+            let notice = updated.previous_email.map(|previous| {
+                let StaffRequest { api, .. } = staff;
+                Notice {
+                    env: api.env,
+                    staff: me,
+                    client: updated.client,
+                    previous,
+                }
+            });
+            return Ok((response, notice));
         }
         _ => json(
             200,
@@ -53,5 +90,6 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
                 caseport_edge::mail_provider_status(),
             )?,
         ),
-    })
+    };
+    Ok((response, None))
 }

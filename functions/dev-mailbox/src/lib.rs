@@ -139,10 +139,18 @@ fn capture(req: &Request) -> Response {
             &serde_json::json!({ "ErrorCode": code, "Message": message }),
         )
     };
-    if req.header("x-postmark-server-token").is_none() {
+    // As Postmark does: the server token must be the one configured (the components send
+    // `mail_api_token`, or "local" when it is empty).
+    let expected = caseport_shared::mail::local_mailbox_token(
+        spin_sdk::variables::get("mail_api_token").ok().as_deref(),
+    );
+    let given = req
+        .header("x-postmark-server-token")
+        .and_then(|v| v.as_str());
+    if given != Some(expected.as_str()) {
         return caseport_edge::json(
             401,
-            &serde_json::json!({ "ErrorCode": 10, "Message": "No Account or Server API tokens were supplied in the HTTP headers." }),
+            &serde_json::json!({ "ErrorCode": 10, "Message": "The Server API token in the HTTP headers is not valid." }),
         );
     }
     let email: PostmarkEmail = match serde_json::from_slice(req.body()) {

@@ -3,22 +3,25 @@
 
 pub mod outbound;
 
-use caseport_shared::api_error::ApiError;
+use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::ctx::Ctx;
 use caseport_shared::domain::{Account, Role};
 use caseport_shared::mail::{MailSettings, MailStatus};
 use caseport_shared::ports::{Db, Kv, Rows, StorageError, SystemClock, Value};
-use caseport_shared::request::Incoming;
+use caseport_shared::request::{self, Incoming};
 use caseport_shared::security_headers::SECURITY_HEADERS;
 use caseport_shared::settings::SettingError;
 use caseport_shared::settings::Settings;
 use caseport_shared::{auth, demo, schema};
 use serde::Serialize;
-use spin_sdk::http::{OutgoingResponse, Request, Response, ResponseBuilder, ResponseOutparam};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{
+    IncomingRequest, OutgoingResponse, Request, Response, ResponseBuilder, ResponseOutparam,
+};
 use spin_sdk::{key_value, sqlite, variables};
 
 /// The name of the session cookie.
-pub const SESSION_COOKIE: &str = "caseport_session";
+pub const SESSION_COOKIE: &str = "__Host-caseport_session";
 
 /// The `default` SQLite database, through `fermyon:spin/sqlite@2.0.0` (every Spin 2+ host).
 pub struct SpinDb(sqlite::Connection);
@@ -161,6 +164,16 @@ impl ApiRequest<'_> {
         self.env.ctx()
     }
 
+    /// The client's network, for per-client limits: the peer, or behind a proxy listed in
+    /// `trusted_proxies` the client that proxy names in `X-Forwarded-For`.
+    pub fn client_network(&self) -> String {
+        request::client_network(
+            header(self.req, "spin-client-addr").unwrap_or("unknown"),
+            header(self.req, "x-forwarded-for"),
+            &self.env.settings.trusted_proxies,
+        )
+    }
+
     /// The session token from the cookie, if any.
     pub fn session(&self) -> Option<String> {
         session_token(self.req)
@@ -212,7 +225,6 @@ fn incoming(req: &Request) -> Incoming<'_> {
         content_type: header(req, "content-type"),
         origin: header(req, "origin"),
         sec_fetch_site: header(req, "sec-fetch-site"),
-        forwarded_proto: header(req, "x-forwarded-proto"),
         body: req.body(),
     }
 }
@@ -233,18 +245,16 @@ fn method_name(req: &Request) -> &'static str {
 
 /// The `:id` of the matched route, as a client id; anything else is not found.
 pub fn client_id(req: &Request) -> Result<i64, ApiError> {
-    header(req, "spin-path-match-id")
+    path_id(req, "id")
+}
+
+/// The `:name` of the matched route as a row id (a positive whole number); anything else is
+/// not found.
+pub fn path_id(req: &Request, name: &str) -> Result<i64, ApiError> {
+    header(req, &format!("spin-path-match-{name}"))
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|id| *id > 0)
         .ok_or_else(ApiError::not_found)
-}
-
-/// The client's address (without port), for per-address limits.
-pub fn client_addr(req: &Request) -> String {
-    let addr = header(req, "spin-client-addr").unwrap_or("unknown");
-    addr.rsplit_once(':')
-        .map_or(addr, |(host, _)| host)
-        .to_string()
 }
 
 /// The session token from the cookie, if any.
@@ -257,17 +267,19 @@ fn session_token(req: &Request) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Set-Cookie` for a new session: HttpOnly, SameSite=Strict, Secure over HTTPS.
-pub fn session_cookie(token: &str, max_age: i64, https: bool) -> String {
+/// `Set-Cookie` for a new session. The `__Host-` prefix makes browsers keep it only when it
+/// is `Secure`, for this host alone (no `Domain`) and for every path: no sibling subdomain or
+/// plain-HTTP page can set or shadow it. Browsers accept `Secure` on http://localhost and
+/// http://127.0.0.1 too, so the local run works as production does.
+pub fn session_cookie(token: &str, max_age: i64) -> String {
     format!(
-        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
-        if https { "; Secure" } else { "" }
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
     )
 }
 
 /// `Set-Cookie` that removes the session cookie.
-pub fn cleared_cookie(https: bool) -> String {
-    session_cookie("", 0, https)
+pub fn cleared_cookie() -> String {
+    session_cookie("", 0)
 }
 
 /// A response builder with the status and the security headers already set.
@@ -315,6 +327,35 @@ pub fn error(e: &ApiError) -> Response {
         b.header("retry-after", seconds.to_string());
     }
     b.body(e.to_json()).build()
+}
+
+/// Serves a request whose work may go on after its answer: `answer` gives the response and
+/// perhaps the rest of the work, which `after` does once the client has the response (the
+/// host keeps the instance until then, within the request time limit).
+pub async fn serve_then<T>(
+    incoming: IncomingRequest,
+    out: ResponseOutparam,
+    answer: impl FnOnce(&Request) -> Result<(Response, Option<T>), ApiError>,
+    after: impl FnOnce(T),
+) {
+    let req = match Request::try_from_incoming_request(incoming).await {
+        Ok(req) => req,
+        Err(_) => {
+            let unreadable = ApiError::new(
+                Code::BadRequest,
+                "The request could not be read; send it again.",
+            );
+            return send(out, error(&unreadable)).await;
+        }
+    };
+    let (response, rest) = match answer(&req) {
+        Ok((response, rest)) => (response, rest),
+        Err(e) => (error(&e), None),
+    };
+    send(out, response).await;
+    if let Some(rest) = rest {
+        after(rest);
+    }
 }
 
 /// Hands `response` to the client through `out` and returns, so a handler can go on working

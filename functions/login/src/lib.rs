@@ -6,12 +6,11 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{ApiRequest, Env, api_request, client_addr, json, json_with};
+use caseport_edge::{ApiRequest, Env, api_request, json, json_with};
 use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::auth::{self, SignIn};
 use caseport_shared::{mail, status};
 use serde_json::json;
-use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -22,28 +21,11 @@ struct After {
     links: Vec<auth::ResetLink>,
 }
 
+/// Forgot password answers first, the same for a known and an unknown address and as quick;
+/// the links are emailed after.
 #[http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let req = match Request::try_from_incoming_request(incoming).await {
-        Ok(req) => req,
-        Err(_) => {
-            let unreadable = ApiError::new(
-                Code::BadRequest,
-                "The request could not be read; send it again.",
-            );
-            return caseport_edge::send(out, caseport_edge::error(&unreadable)).await;
-        }
-    };
-    let (response, after) = match answer(&req) {
-        Ok((response, after)) => (response, after),
-        Err(e) => (caseport_edge::error(&e), None),
-    };
-    caseport_edge::send(out, response).await;
-    // Forgot password: the answer is already out, the same for a known and an unknown
-    // address and as quick; the links are emailed now.
-    if let Some(after) = after {
-        email_links(&after);
-    }
+    caseport_edge::serve_then(incoming, out, answer, |after| email_links(&after)).await;
 }
 
 /// Emails forgot-password links; a failure is recorded on its delivery and logged.
@@ -90,7 +72,7 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
     if path == "/api/auth/forgot" {
         let body: auth::ForgotRequest = api.json()?;
         let mail_configured = api.env.mail()?.is_some();
-        let links = auth::forgot(&api.ctx(), mail_configured, &body, &client_addr(req))?;
+        let links = auth::forgot(&api.ctx(), mail_configured, &body, &api.client_network())?;
         let response = json(
             202,
             &json!({
@@ -101,12 +83,11 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
         let ApiRequest { env, .. } = api;
         return Ok((response, Some(After { env, links })));
     }
-    Ok((route(req, path, &api)?, None))
+    Ok((route(path, &api)?, None))
 }
 
 /// Every route but forgot password, which answers first and emails after.
-fn route(req: &Request, path: &str, api: &ApiRequest<'_>) -> Result<Response, ApiError> {
-    let https = api.incoming.is_https();
+fn route(path: &str, api: &ApiRequest<'_>) -> Result<Response, ApiError> {
     let env = &api.env;
     let ctx = api.ctx();
     let max_age = env.settings.session_absolute_hours * 3600;
@@ -117,7 +98,7 @@ fn route(req: &Request, path: &str, api: &ApiRequest<'_>) -> Result<Response, Ap
             &json!({ "status": "ok", "user": user }),
             &[(
                 "set-cookie",
-                caseport_edge::session_cookie(token.expose(), max_age, https),
+                caseport_edge::session_cookie(token.expose(), max_age),
             )],
         )
     };
@@ -125,7 +106,7 @@ fn route(req: &Request, path: &str, api: &ApiRequest<'_>) -> Result<Response, Ap
     Ok(match path {
         "/api/auth/login" => {
             let body: auth::LoginRequest = api.json()?;
-            match auth::login(&ctx, &body, &client_addr(req))? {
+            match auth::login(&ctx, &body, &api.client_network())? {
                 SignIn::Session { user, token } => signed_in(user, token),
                 SignIn::ChangeRequired {
                     change_token,
@@ -143,14 +124,15 @@ fn route(req: &Request, path: &str, api: &ApiRequest<'_>) -> Result<Response, Ap
         }
         "/api/auth/change-password" => {
             let body: auth::ChangeRequest = api.json()?;
-            let (user, token) = auth::change_password(&ctx, &body, session.as_deref())?;
+            let (user, token) =
+                auth::change_password(&ctx, &body, session.as_deref(), &api.client_network())?;
             signed_in(user, token)
         }
         "/api/auth/logout" => {
             auth::logout(&ctx, session.as_deref())?;
             caseport_edge::builder(204)
                 .header("cache-control", "no-store")
-                .header("set-cookie", caseport_edge::cleared_cookie(https))
+                .header("set-cookie", caseport_edge::cleared_cookie())
                 .build()
         }
         "/api/auth/me" => {
@@ -172,7 +154,8 @@ fn route(req: &Request, path: &str, api: &ApiRequest<'_>) -> Result<Response, Ap
         }
         "/api/setup" => {
             let body: auth::SetupRequest = api.json()?;
-            json(201, &json!({ "user": auth::setup(&ctx, &body)? }))
+            let user = auth::setup(&ctx, &body, &api.client_network())?;
+            json(201, &json!({ "user": user }))
         }
         _ => return Err(ApiError::not_found()),
     })

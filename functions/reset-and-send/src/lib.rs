@@ -95,7 +95,11 @@ fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
             format!("This is not a {provider} delivery event: {why}."),
         )
     })?;
-    let applied = reset::apply_events(&api.ctx(), mail.provider, &events)?;
+    let replay_key = mail::replay_key(mail.provider, &header, req.body());
+    let applied = reset::apply_events(&api.ctx(), mail.provider, &replay_key, &events)?;
+    if applied.replayed {
+        eprintln!("mail webhook: a {provider} call seen before was not applied again");
+    }
     if applied.unknown > 0 {
         eprintln!(
             "mail webhook: {} {provider} event(s) for deliveries Caseport does not know",

@@ -148,6 +148,52 @@ pub fn staff_welcome_email(
     }
 }
 
+/// The email that tells an address it is no longer the portal account's: the clinic, when,
+/// and the new address masked (`None`: removed). No password, nothing about the client.
+pub fn email_changed_email(
+    settings: &MailSettings,
+    to: &Email,
+    new_masked: Option<&str>,
+    when: &str,
+    delivery_id: &str,
+) -> Message {
+    let clinic = &settings.clinic_name;
+    let change = match new_masked {
+        Some(new) => format!("was changed to {new}"),
+        None => "was removed".to_string(),
+    };
+    let text = format!(
+        "Hello,\n\nThe email address of a {clinic} client portal account {change} on {when}. \
+         This address ({to}) will no longer get the portal's emails, such as temporary passwords and reset links.\n\n\
+         If you did not ask for this, call {clinic} right away.\n",
+        to = to.as_ref()
+    );
+    let e = html_escape;
+    let html = wrap_html(
+        settings,
+        &[
+            format!(
+                "<p>Hello,</p><p>The email address of a {} client portal account {} on {}. This address ({}) will no longer get the portal's emails, such as temporary passwords and reset links.</p>",
+                e(clinic),
+                e(&change),
+                e(when),
+                e(to.as_ref())
+            ),
+            format!(
+                "<p>If you did not ask for this, call {} right away.</p>",
+                e(clinic)
+            ),
+        ],
+    );
+    Message {
+        to: to.clone(),
+        subject: format!("The email of your {clinic} portal account was changed"),
+        text: Zeroizing::new(text),
+        html,
+        delivery_id: delivery_id.to_string(),
+    }
+}
+
 /// The email with a link to choose a new password (forgot password).
 pub fn reset_link_email(
     settings: &MailSettings,

@@ -20,10 +20,13 @@ use crate::domain::Email;
 
 pub use deliver::{Failure, MAX_ATTEMPTS, Sent, deliver, longest_send_seconds};
 pub use emails::{
-    human_time, masked, reset_link_email, staff_welcome_email, temporary_password_email,
+    email_changed_email, human_time, masked, reset_link_email, staff_welcome_email,
+    temporary_password_email,
 };
-pub use settings::{MailSettings, MailStatus, NOT_CONFIGURED};
-pub use webhooks::{Event, EventStatus, WebhookError, parse_webhook, webhook_authentic};
+pub use settings::{MailSettings, MailStatus, NOT_CONFIGURED, local_mailbox_token};
+pub use webhooks::{
+    Event, EventStatus, WebhookError, parse_webhook, replay_key, webhook_authentic,
+};
 pub use wire::build;
 
 /// Where mail goes.
@@ -146,7 +149,11 @@ pub(crate) mod testing {
                 "mail_provider" => Some(provider.as_str().into()),
                 "mail_api_token" => Some("server-token".into()),
                 "mail_from" => Some("Sunrise Clinic <portal@sunrise.example>".into()),
-                "mail_webhook_secret" => Some("hook-secret".into()),
+                "mail_webhook_secret" if provider == Provider::Resend => {
+                    // whsec_ and "0123456789abcdef" in base64.
+                    Some("whsec_MDEyMzQ1Njc4OWFiY2RlZg==".into())
+                }
+                "mail_webhook_secret" => Some("hook-secret-long-enough-to-be-safe".into()),
                 _ => None,
             },
             Duration::from_secs(10),

@@ -84,6 +84,52 @@ impl MailStatus {
     }
 }
 
+/// The server token the components send to the local mailbox, and the only one it takes:
+/// `mail_api_token`, or `local` when that is empty.
+pub fn local_mailbox_token(configured: Option<&str>) -> String {
+    configured
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("local")
+        .to_string()
+}
+
+/// The fewest characters of a webhook password sent as HTTP Basic credentials (Postmark,
+/// SendGrid): anyone can try one, so it must be too long to guess.
+pub const WEBHOOK_SECRET_MIN: usize = 24;
+
+/// Refuses a webhook secret that could be guessed, or that is not Resend's `whsec_` key.
+fn check_webhook_secret(provider: Provider, secret: &str) -> Result<(), SettingError> {
+    if secret.is_empty() {
+        return Ok(());
+    }
+    match provider {
+        Provider::Resend => {
+            use base64::Engine as _;
+            let key = secret
+                .strip_prefix("whsec_")
+                .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok());
+            if key.is_none_or(|k| k.len() < 16) {
+                return Err(SettingError::new(
+                    "mail_webhook_secret",
+                    "must be Resend's signing secret, whsec_ followed by at least 16 bytes in base64 (copy it from Resend's webhook page)",
+                ));
+            }
+        }
+        _ if secret.chars().count() < WEBHOOK_SECRET_MIN => {
+            return Err(SettingError::new(
+                "mail_webhook_secret",
+                format!(
+                    "has {} characters; a webhook password needs at least {WEBHOOK_SECRET_MIN} (generate a random one)",
+                    secret.chars().count()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl MailSettings {
     /// Reads the mail variables through `get`: `None` when `mail_provider` is empty (no email
     /// can be sent: nothing falls back to a local capture), an error naming the variable when
@@ -152,17 +198,15 @@ impl MailSettings {
                 format!("= {portal_url:?} must start with https:// (or http:// locally)"),
             ));
         }
+        let webhook_secret = value("mail_webhook_secret");
+        check_webhook_secret(provider, &webhook_secret)?;
         Ok(Some(Self {
             provider,
             api_url,
-            api_token: Password::new(if api_token.is_empty() {
-                "local".to_string()
-            } else {
-                api_token
-            }),
+            api_token: Password::new(local_mailbox_token(Some(&api_token))),
             from,
             timeout,
-            webhook_secret: Some(value("mail_webhook_secret"))
+            webhook_secret: Some(webhook_secret)
                 .filter(|s| !s.is_empty())
                 .map(Password::new),
             clinic_name: match value("clinic_name") {
@@ -215,6 +259,46 @@ mod tests {
                 .contains("https://api.postmarkapp.com")
         );
         assert!(bad("portal_url", "portal.example").contains("portal_url"));
+        assert!(bad("mail_webhook_secret", "short-password").contains("at least 24"));
+        let resend = |secret: &'static str| {
+            MailSettings::from_variables(
+                move |n| match n {
+                    "mail_provider" => Some("resend".into()),
+                    "mail_api_token" => Some("t".into()),
+                    "mail_webhook_secret" => Some(secret.into()),
+                    _ => None,
+                },
+                Duration::from_secs(10),
+            )
+        };
+        assert!(resend("whsec_c2hvcnQ=").is_err(), "five bytes");
+        assert!(resend("not-a-whsec-secret-but-long-enough").is_err());
+        assert!(resend("whsec_MDEyMzQ1Njc4OWFiY2RlZg==").is_ok());
+    }
+
+    #[test]
+    fn the_local_mailbox_takes_only_the_configured_token() {
+        assert_eq!(local_mailbox_token(None), "local");
+        assert_eq!(local_mailbox_token(Some("  ")), "local");
+        assert_eq!(local_mailbox_token(Some(" s3cret ")), "s3cret");
+        let read = |token: &'static str| {
+            MailSettings::from_variables(
+                move |n| match n {
+                    "mail_provider" => Some("dev-mailbox".into()),
+                    "mail_api_token" => Some(token.into()),
+                    _ => None,
+                },
+                Duration::from_secs(10),
+            )
+            .unwrap()
+            .unwrap()
+        };
+        // What the components send is what the mailbox expects.
+        assert_eq!(read("").api_token.expose(), local_mailbox_token(Some("")));
+        assert_eq!(
+            read("s3cret").api_token.expose(),
+            local_mailbox_token(Some("s3cret"))
+        );
     }
 
     #[test]

@@ -419,23 +419,25 @@ fn delivery_events_move_the_status_and_a_bounce_stays() {
         kind: "test".into(),
         at: None,
     };
-    let applied = apply_events(
-        &w.ctx(),
-        Provider::Postmark,
-        &[
-            event(EventStatus::Bounced, "m1"),
-            event(EventStatus::Delivered, "m1"),
-            event(EventStatus::Delivered, "nope"),
-        ],
-    )
-    .unwrap();
+    let events = [
+        event(EventStatus::Bounced, "m1"),
+        event(EventStatus::Delivered, "m1"),
+        event(EventStatus::Delivered, "nope"),
+    ];
+    let applied = apply_events(&w.ctx(), Provider::Postmark, "call-1", &events).unwrap();
     assert_eq!(
         applied,
         Applied {
             updated: 2,
-            unknown: 1
+            unknown: 1,
+            replayed: false
         }
     );
+    // The same call again (a replay) changes nothing and records nothing.
+    let entries = w.id("SELECT count(*) FROM audit_log");
+    let again = apply_events(&w.ctx(), Provider::Postmark, "call-1", &events).unwrap();
+    assert!(again.replayed && again.updated == 0);
+    assert_eq!(w.id("SELECT count(*) FROM audit_log"), entries);
     let last =
         crate::portal_resets::last_reset(&w.db, jane, w.clock.0.get(), stale_seconds(&w.ctx()))
             .unwrap()
@@ -444,4 +446,119 @@ fn delivery_events_move_the_status_and_a_bounce_stays() {
         (last.mail_status.as_deref(), last.detail.as_deref()),
         (Some("bounced"), Some("mailbox not found"))
     );
+}
+
+#[test]
+fn a_password_change_ends_a_parked_reset() {
+    let w = World::new();
+    let jane = w.jane();
+    known_old_password(&w, jane);
+    let p = FakeProvider {
+        crash: true,
+        ..Default::default()
+    };
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.reset(&p, jane, "email", "key-00000031")
+    }));
+    assert!(stopped.is_err(), "the send was interrupted");
+    // The client signs in with the password they know and chooses a new one.
+    let Ok(SignIn::Session { token, .. }) =
+        w.portal_login("jdoe123@hotmail1.cmo", "jane's old long passphrase")
+    else {
+        panic!("the old password signs in");
+    };
+    crate::auth::change_password(
+        &w.ctx(),
+        &crate::auth::ChangeRequest {
+            change_token: None,
+            current_password: Some("jane's old long passphrase".into()),
+            new_password: "lantern meadow quietly hums".into(),
+        },
+        Some(token.expose()),
+        "10.0.0.9",
+    )
+    .unwrap();
+    // The emailed password of the interrupted reset no longer signs in, nor replaces hers.
+    let parked = w.portal_login("jdoe123@hotmail.com", &p.password(0));
+    assert!(
+        matches!(&parked, Err(e) if e.code == "invalid_credentials"),
+        "{:?}",
+        parked.err()
+    );
+    assert!(matches!(
+        w.portal_login("jdoe123@hotmail1.cmo", "lantern meadow quietly hums"),
+        Ok(SignIn::Session { .. })
+    ));
+}
+
+#[test]
+fn forgot_password_links_go_only_to_the_address_on_record() {
+    use crate::auth::{ForgotRequest, forgot};
+    use crate::client_info::{Patch, update};
+    let w = World::new();
+    let jane = w.id("SELECT id FROM clients WHERE first_name = 'Jane'");
+    let ask = |address: &str| {
+        forgot(
+            &w.ctx(),
+            true,
+            &ForgotRequest {
+                email: address.into(),
+            },
+            "10.0.0.9",
+        )
+        .unwrap()
+    };
+    // Jane's username is her mistyped old address.
+    assert_eq!(ask("jdoe123@hotmail1.cmo").len(), 1);
+    let (casey, role) = w.staff("casey.manager@example.org");
+    let version = w.id(&format!("SELECT version FROM clients WHERE id = {jane}"));
+    let updated = update(
+        &w.ctx(),
+        casey,
+        role,
+        jane,
+        &Patch {
+            version,
+            first_name: None,
+            middle_name: None,
+            last_name: None,
+            dob: None,
+            email: Some("jdoe123@hotmail.com".into()),
+            phone: None,
+        },
+        w.ctx().today(),
+    )
+    .unwrap();
+    // The old address looks wrong (.cmo), so it is not written to.
+    assert!(updated.previous_email.is_none());
+    // The username followed the correction…
+    assert_eq!(
+        crate::credentials::username(
+            &w.db,
+            Account {
+                kind: AccountKind::Client,
+                id: jane
+            }
+        )
+        .unwrap()
+        .as_deref(),
+        Some("jdoe123@hotmail.com")
+    );
+    // …and only the address on record gets a link.
+    assert!(ask("jdoe123@hotmail1.cmo").is_empty());
+    let links = ask("jdoe123@hotmail.com");
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].email.as_ref(), "jdoe123@hotmail.com");
+
+    // A username that stays an old address (a show-once reset made it, then the address on
+    // record changed without touching the account) gets no link either.
+    let mindy = w.id("SELECT id FROM clients WHERE first_name = 'Mindy'");
+    w.reset(&FakeProvider::default(), mindy, "display", "key-00000032")
+        .unwrap();
+    w.db.execute(
+        "UPDATE clients SET email = 'smith.family@example.com' WHERE id = ?",
+        &[mindy.into()],
+    )
+    .unwrap();
+    assert_eq!(ask("mindy.smith@example.com").len(), 0);
 }
