@@ -42,10 +42,17 @@ impl KeyValue {
         &self,
         f: impl FnMut(&rusqlite::Connection) -> rusqlite::Result<T> + Send,
     ) -> Result<T, Error> {
-        self.pool
-            .with(f)
-            .await
-            .map_err(|e| Error::Other(e.to_string()))
+        self.pool.with(f).await.map_err(|e| {
+            let full = e
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code)
+                == Some(rusqlite::ErrorCode::DiskFull);
+            if full {
+                Error::StoreTableFull
+            } else {
+                Error::Other(e.to_string())
+            }
+        })
     }
 }
 

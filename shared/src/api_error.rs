@@ -108,6 +108,8 @@ codes! {
     MailNotConfigured = "mail_not_configured" => 503,
     /// Storage could not be reached.
     StorageUnavailable = "storage_unavailable" => 503,
+    /// The server's storage is full: nothing of the request was kept.
+    StorageFull = "storage_full" => 503,
 }
 
 impl fmt::Display for Code {
@@ -132,6 +134,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds after which a retry may succeed (sent as `Retry-After`).
     pub retry_after: Option<u64>,
+    /// The methods the address accepts (sent as `Allow` with a 405).
+    pub allow: Option<&'static [&'static str]>,
 }
 
 #[derive(Serialize)]
@@ -155,6 +159,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -193,12 +198,20 @@ impl ApiError {
         Self::new(Code::NotFound, "There is nothing at this address.")
     }
 
-    /// `method_not_allowed`.
-    pub fn method_not_allowed(allowed: &str) -> Self {
-        Self::new(
-            Code::MethodNotAllowed,
-            format!("This address accepts {allowed} only."),
-        )
+    /// `method_not_allowed`, naming the methods this address accepts (also sent as `Allow`).
+    pub fn method_not_allowed(allowed: &'static [&'static str]) -> Self {
+        let names = match allowed {
+            [one] => (*one).to_string(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+            [] => "no method".to_string(),
+        };
+        Self {
+            allow: Some(allowed),
+            ..Self::new(
+                Code::MethodNotAllowed,
+                format!("This address accepts {names} only."),
+            )
+        }
     }
 
     /// `misconfigured`: `why` (naming the setting) goes to the operator's log.
@@ -230,6 +243,13 @@ impl From<crate::ports::StorageError> for ApiError {
     fn from(e: crate::ports::StorageError) -> Self {
         // The client learns only that it failed; the operator's log gets the reason.
         eprintln!("{e}");
+        if e.full {
+            return Self::new(
+                Code::StorageFull,
+                "The server's storage is full, so this was not saved. Try again later; the operator must make room.",
+            )
+            .retry_after(60);
+        }
         Self::internal()
     }
 }

@@ -382,7 +382,7 @@ pub fn list(
             let dob_text = r.string(3)?;
             let dob: Date = dob_text
                 .parse()
-                .map_err(|_| crate::ports::StorageError(format!("bad dob {dob_text}")))?;
+                .map_err(|_| crate::ports::StorageError::new(format!("bad dob {dob_text}")))?;
             let (role, role_label) =
                 role_of(r.text(4)).map_or((None, None), |(a, b)| (Some(a), Some(b)));
             let first = r.string(1)?;

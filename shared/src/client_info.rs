@@ -71,7 +71,7 @@ pub fn load(db: &dyn Db, id: i64, today: Date) -> Result<Option<Client>, Storage
     let dob = r.string(4)?;
     let born: Date = dob
         .parse()
-        .map_err(|_| StorageError(format!("bad dob {dob}")))?;
+        .map_err(|_| StorageError::new(format!("bad dob {dob}")))?;
     Ok(Some(Client {
         id,
         first_name: r.string(1)?,

@@ -33,7 +33,7 @@ pub fn insert(
         )?
         .first()
         .and_then(|r| r.int(0))
-        .ok_or_else(|| StorageError("no delivery id".into()))
+        .ok_or_else(|| StorageError::new("no delivery id"))
 }
 
 /// Records how the hand-over ended: accepted with the provider's message id (delivered, for

@@ -181,7 +181,7 @@ pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageErro
                 )?
                 .first()
                 .and_then(|r| r.int(0))
-                .ok_or_else(|| StorageError("staff insert returned no id".into()))?;
+                .ok_or_else(|| StorageError::new("staff insert returned no id"))?;
             db.execute(
                 "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('staff', ?, ?, ?, ?)",
                 &[id.into(), s.email.into(), phc.as_str().into(), now.as_str().into()],
@@ -195,7 +195,7 @@ pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageErro
                 )?
                 .first()
                 .and_then(|r| r.int(0))
-                .ok_or_else(|| StorageError("client insert returned no id".into()))?;
+                .ok_or_else(|| StorageError::new("client insert returned no id"))?;
             if *last == "Doe" {
                 db.execute(
                     "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('client', ?, ?, ?, ?)",

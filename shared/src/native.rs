@@ -11,7 +11,10 @@ use rusqlite::{Connection, ToSql};
 use crate::ports::{Db, Kv, Rows, StorageError, Value};
 
 fn storage(e: rusqlite::Error) -> StorageError {
-    StorageError(e.to_string())
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => StorageError::full(e.to_string()),
+        _ => StorageError::new(e.to_string()),
+    }
 }
 
 impl ToSql for Value {
@@ -54,7 +57,7 @@ impl Db for NativeDb {
         let conn = self
             .conn
             .lock()
-            .map_err(|_| StorageError("connection poisoned".into()))?;
+            .map_err(|_| StorageError::new("connection poisoned"))?;
         let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
         let width = stmt.column_count();
         let mut cursor = stmt

@@ -18,7 +18,7 @@ const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$GsNzPMVyQ0vK3FLpk1FIaA$H
 
 fn hasher() -> Result<Argon2<'static>, StorageError> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
-        .map_err(|e| StorageError(format!("argon2 parameters: {e}")))?;
+        .map_err(|e| StorageError::new(format!("argon2 parameters: {e}")))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -26,10 +26,10 @@ fn hasher() -> Result<Argon2<'static>, StorageError> {
 pub fn hash(password: &str) -> Result<String, StorageError> {
     let salt_bytes = random_bytes::<16>()?;
     let salt =
-        SaltString::encode_b64(&salt_bytes).map_err(|e| StorageError(format!("salt: {e}")))?;
+        SaltString::encode_b64(&salt_bytes).map_err(|e| StorageError::new(format!("salt: {e}")))?;
     Ok(hasher()?
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| StorageError(format!("argon2: {e}")))?
+        .map_err(|e| StorageError::new(format!("argon2: {e}")))?
         .to_string())
 }
 

@@ -146,7 +146,7 @@ pub fn insert(ctx: &Ctx<'_>, new: &NewReset<'_>) -> Result<i64, StorageError> {
         )?
         .first()
         .and_then(|r| r.int(0))
-        .ok_or_else(|| StorageError("no reset id".into()))
+        .ok_or_else(|| StorageError::new("no reset id"))
 }
 
 /// Keeps the answer of a sent reset, for a repeat of its key.

@@ -94,17 +94,39 @@ impl Row<'_> {
     pub fn string(&self, i: usize) -> Result<String, StorageError> {
         self.text(i)
             .map(str::to_string)
-            .ok_or_else(|| StorageError(format!("column {i} is not text")))
+            .ok_or_else(|| StorageError::new(format!("column {i} is not text")))
     }
 }
 
 /// A storage failure; its text is for the operator's log, never for the client.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StorageError(pub String);
+pub struct StorageError {
+    /// The storage has no room left: nothing of the failed write was kept.
+    pub full: bool,
+    pub detail: String,
+}
+
+impl StorageError {
+    /// A failure, described for the operator.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self {
+            full: false,
+            detail: detail.into(),
+        }
+    }
+
+    /// The storage is full.
+    pub fn full(detail: impl Into<String>) -> Self {
+        Self {
+            full: true,
+            detail: detail.into(),
+        }
+    }
+}
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "storage: {}", self.0)
+        write!(f, "storage: {}", self.detail)
     }
 }
 
@@ -138,7 +160,7 @@ impl Clock for SystemClock {
 /// The one source of randomness: the operating system's (getrandom), on every target.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], StorageError> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| StorageError(format!("random source: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| StorageError::new(format!("random source: {e}")))?;
     Ok(buf)
 }
 

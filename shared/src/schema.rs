@@ -194,7 +194,7 @@ fn user_version(db: &dyn Db) -> Result<i64, StorageError> {
     db.execute("PRAGMA user_version", &[])?
         .first()
         .and_then(|r| r.int(0))
-        .ok_or_else(|| StorageError("PRAGMA user_version gave no answer".into()))
+        .ok_or_else(|| StorageError::new("PRAGMA user_version gave no answer"))
 }
 
 /// Brings the schema up to [`VERSION`]; cheap when it is there already.
@@ -204,7 +204,7 @@ pub fn migrate(db: &dyn Db) -> Result<(), StorageError> {
         return Ok(());
     }
     if seen > VERSION {
-        return Err(StorageError(format!(
+        return Err(StorageError::new(format!(
             "the database has schema version {seen}, newer than this code's {VERSION}; deploy the newer components"
         )));
     }
@@ -288,7 +288,12 @@ mod tests {
     fn a_newer_database_is_refused() {
         let db = NativeDb::in_memory().unwrap();
         db.execute("PRAGMA user_version = 999", &[]).unwrap();
-        assert!(migrate(&db).unwrap_err().0.contains("newer than this code"));
+        assert!(
+            migrate(&db)
+                .unwrap_err()
+                .detail
+                .contains("newer than this code")
+        );
     }
 
     #[test]

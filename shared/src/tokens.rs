@@ -70,7 +70,7 @@ pub fn start_session(
         created_at: now,
         last_seen_at: now,
     };
-    let bytes = serde_json::to_vec(&stored).map_err(|e| StorageError(e.to_string()))?;
+    let bytes = serde_json::to_vec(&stored).map_err(|e| StorageError::new(e.to_string()))?;
     kv.set(&session_key(token.expose()), &bytes)?;
     Ok(token)
 }
@@ -103,7 +103,7 @@ pub fn authenticate(
     }
     if now - s.last_seen_at >= 60 {
         s.last_seen_at = now;
-        let bytes = serde_json::to_vec(&s).map_err(|e| StorageError(e.to_string()))?;
+        let bytes = serde_json::to_vec(&s).map_err(|e| StorageError::new(e.to_string()))?;
         kv.set(&key, &bytes)?;
     }
     Ok(Some(account))

@@ -299,6 +299,7 @@ fn every_documented_route_is_served() {
             current = Some(
                 format!("/{path}")
                     .replace("{id}", "1")
+                    .replace("{staff}", "1")
                     .replace("{provider}", "postmark"),
             );
             continue;
@@ -307,7 +308,8 @@ fn every_documented_route_is_served() {
             .trim()
             .strip_suffix(':')
             .filter(|_| line.starts_with("    ") && !line.starts_with("     "));
-        if let (Some(path), Some(method @ ("get" | "post" | "put" | "patch"))) = (&current, method)
+        if let (Some(path), Some(method @ ("get" | "post" | "put" | "patch" | "delete"))) =
+            (&current, method)
         {
             let answers: Vec<(u16, String)> = [&local, &hosted]
                 .iter()

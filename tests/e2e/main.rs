@@ -9,6 +9,8 @@ mod architecture;
 mod browser;
 mod caseload;
 mod caseport_app;
+mod faults;
+mod fuzz;
 mod reset;
 mod runtime;
 mod security;

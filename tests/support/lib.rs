@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod fake_mail;
+pub mod fuzz;
 pub mod packages;
 pub mod webdriver;
 
@@ -467,6 +468,29 @@ impl Server {
             thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash or an out-of-memory killer would, and
+    /// waits until it is dead (requests in flight then fail on the client's side).
+    pub fn kill(&self) {
+        let pid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Dead: gone, or a zombie until it is reaped.
+            if state.is_empty()
+                || state
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|s| s.trim_start().starts_with('Z'))
+            {
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Asks the server to stop (SIGTERM) and waits for it to exit.

@@ -19,6 +19,18 @@ pub fn find_program(names: &[&str]) -> Option<String> {
     })
 }
 
+/// Installs a package that no program of its own shows to be missing (such as
+/// python3-venv), unless dpkg says it is installed.
+pub fn ensure_package(package: &str) {
+    let installed = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"));
+    if !installed {
+        install(&[package]);
+    }
+}
+
 /// Makes sure each `(program, package)` is there, installing the packages of those that are
 /// not with apt-get (once per package per test run; one apt-get at a time).
 pub fn ensure(programs: &[(&str, &str)]) {
@@ -35,6 +47,11 @@ pub fn ensure(programs: &[(&str, &str)]) {
         return;
     }
     tried.extend(missing.iter().map(|p| p.to_string()));
+    install(&missing);
+}
+
+/// Installs `packages` with apt-get (as root, or with password-less sudo).
+fn install(packages: &[&str]) {
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -54,6 +71,6 @@ pub fn ensure(programs: &[(&str, &str)]) {
             .is_ok_and(|s| s.success())
     };
     let mut install = vec!["install", "-y", "-q"];
-    install.extend(&missing);
+    install.extend(packages);
     let _ = apt(&["update", "-q"]) && apt(&install);
 }

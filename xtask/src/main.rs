@@ -17,7 +17,9 @@ fn main() -> Result<()> {
         Some("bench") => bench(),
         Some("bench-scale") => scale_section(),
         Some("bench-reset") => reset_section(),
-        _ => bail!("usage: cargo xtask bench | bench-scale | bench-reset"),
+        Some("fuzz") => fuzz_section(),
+        Some("flood") => flood_section(),
+        _ => bail!("usage: cargo xtask bench | bench-scale | bench-reset | fuzz | flood"),
     }
 }
 
@@ -653,5 +655,140 @@ fn reset_section() -> Result<()> {
             }
         })?;
     }
+    Ok(())
+}
+
+/// `cargo xtask fuzz [EXAMPLES]`: the long Schemathesis run, as each role, with a table of
+/// requests and failures for docs/BENCHMARKS.md (EXAMPLES per operation, default 120).
+fn fuzz_section() -> Result<()> {
+    let examples: u32 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(120);
+    caseport_binary();
+    let app = caseport_tests::demo_app();
+    let started = Instant::now();
+    let runs = caseport_tests::fuzz::fuzz(&app, examples)?;
+    println!("## Fuzzing the API (Schemathesis, {examples} cases per operation)\n");
+    println!("| role | requests | failures |\n|---|---:|---:|");
+    let (mut requests, mut failures) = (0, 0);
+    for run in &runs {
+        println!("| {} | {} | {} |", run.role, run.generated, run.failures);
+        requests += run.generated;
+        failures += run.failures;
+        if run.failures > 0 {
+            eprintln!("{}", run.output);
+        }
+    }
+    println!("| **all** | **{requests}** | **{failures}** |");
+    let verdict = caseport_shared::audit::verify(&app.db()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "\n{:.0} s; audit chain after the run: {verdict:?}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The peak resident memory of a process, in MiB (`VmHWM`).
+fn peak_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM")?;
+    Ok(kib / 1024.0)
+}
+
+/// `cargo xtask flood`: 200 clients send wrong sign-ins as fast as they can for 10 s (each
+/// one argon2id, 19 MiB), while Casey signs in from her own network once a second. Figures:
+/// answers by status, the server's peak memory, and how long Casey waited.
+fn flood_section() -> Result<()> {
+    const FLOODERS: usize = 200;
+    const SECONDS: u64 = 10;
+    caseport_binary();
+    // Behind a proxy Caseport trusts (this computer), each flooder is its own client network.
+    let app = Up::local()
+        .variable("trusted_proxies", "127.0.0.1")
+        .start()?;
+    let _ = app.get("/api/auth/me");
+    let url = app.url("/api/auth/login");
+    let stop = Instant::now() + Duration::from_secs(SECONDS);
+    let counts = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        u16,
+        usize,
+    >::new()));
+    let flooders: Vec<_> = (0..FLOODERS)
+        .map(|i| {
+            let url = url.clone();
+            let counts = counts.clone();
+            thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .into();
+                let mut n = 0;
+                while Instant::now() < stop {
+                    let body = format!(
+                        r#"{{"realm":"staff","username":"flood{i}-{n}@example.org","password":"not a real password"}}"#
+                    );
+                    let status = agent
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-forwarded-for", format!("198.51.{}.{}", i / 250, i % 250))
+                        .send(body.as_bytes())
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    if let Ok(mut c) = counts.lock() {
+                        *c.entry(status).or_default() += 1;
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let mut waits = Vec::new();
+    let mut casey_ok = 0;
+    while Instant::now() < stop {
+        let started = Instant::now();
+        let r = caseport_tests::post_json_with(
+            &app,
+            "/api/auth/login",
+            &serde_json::json!({ "realm": "staff", "username": "casey.manager@example.org", "password": "caseport-demo-manager" }),
+            &[("x-forwarded-for", "203.0.113.5")],
+        );
+        waits.push(started.elapsed());
+        if r.status == 200 {
+            casey_ok += 1;
+        }
+        thread::sleep(Duration::from_secs(1));
+    }
+    for f in flooders {
+        let _ = f.join();
+    }
+    let peak = peak_mib(app.pid())?;
+    waits.sort();
+    println!("## A flood of sign-ins\n");
+    println!(
+        "{FLOODERS} clients, each from its own network behind a trusted proxy, sent wrong sign-ins for {SECONDS} s while Casey signed in once a second; `caseport up` with its defaults (`--max-concurrent 16`, `--queue-timeout 2`).\n"
+    );
+    println!("| answer | requests |\n|---|---:|");
+    for (status, n) in counts.lock().map(|c| c.clone()).unwrap_or_default() {
+        let what = match status {
+            401 => "401 checked, wrong".to_string(),
+            429 => "429 throttled".to_string(),
+            503 => "503 busy (waited 2 s for room)".to_string(),
+            0 => "no answer (cut off when the run ended)".to_string(),
+            other => other.to_string(),
+        };
+        println!("| {what} | {n} |");
+    }
+    println!(
+        "\nCasey: {casey_ok} of {} sign-ins succeeded; waited p50 {:.0} ms, max {:.0} ms. Peak server memory (VmHWM): {peak:.0} MiB.",
+        waits.len(),
+        ms(waits[waits.len() / 2]),
+        ms(waits[waits.len() - 1])
+    );
     Ok(())
 }

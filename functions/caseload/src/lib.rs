@@ -23,21 +23,23 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
     let method = req.method().clone();
     let route = match (path.as_str(), &method) {
         ("/api/caseload", Method::Get) => "caseload",
-        ("/api/caseload", _) => return Err(ApiError::method_not_allowed("GET")),
+        ("/api/caseload", _) => return Err(ApiError::method_not_allowed(&["GET"])),
         ("/api/clients", Method::Post) => "add_client",
-        ("/api/clients", _) => return Err(ApiError::method_not_allowed("POST")),
+        ("/api/clients", _) => return Err(ApiError::method_not_allowed(&["POST"])),
         ("/api/staff", Method::Get) => "staff_list",
         ("/api/staff", Method::Post) => "staff_add",
-        ("/api/staff", _) => return Err(ApiError::method_not_allowed("GET and POST")),
+        ("/api/staff", _) => return Err(ApiError::method_not_allowed(&["GET", "POST"])),
         (p, Method::Patch) if p.starts_with("/api/staff/") => "staff_change",
         (p, _) if p.starts_with("/api/staff/") => {
-            return Err(ApiError::method_not_allowed("PATCH"));
+            return Err(ApiError::method_not_allowed(&["PATCH"]));
         }
         (p, Method::Post) if p.ends_with("/assignments") => "assign",
-        (p, _) if p.ends_with("/assignments") => return Err(ApiError::method_not_allowed("POST")),
+        (p, _) if p.ends_with("/assignments") => {
+            return Err(ApiError::method_not_allowed(&["POST"]));
+        }
         (p, Method::Delete) if p.contains("/assignments/") => "unassign",
         (p, _) if p.contains("/assignments/") => {
-            return Err(ApiError::method_not_allowed("DELETE"));
+            return Err(ApiError::method_not_allowed(&["DELETE"]));
         }
         _ => return Err(ApiError::not_found()),
     };

@@ -49,8 +49,8 @@ fn answer(req: &Request) -> Result<(Response, Option<Notice>), ApiError> {
     let history = req.path().trim_end_matches('/').ends_with("/history");
     match (history, req.method()) {
         (true, Method::Get) | (false, Method::Get | Method::Patch) => {}
-        (true, _) => return Err(ApiError::method_not_allowed("GET")),
-        (false, _) => return Err(ApiError::method_not_allowed("GET and PATCH")),
+        (true, _) => return Err(ApiError::method_not_allowed(&["GET"])),
+        (false, _) => return Err(ApiError::method_not_allowed(&["GET", "PATCH"])),
     }
     let id = client_id(req)?;
     let staff = staff_request(req)?;

@@ -68,6 +68,15 @@ fn handle(req: Request) -> Response {
         .strip_prefix("/dev/mailbox")
         .unwrap_or(path)
         .to_string();
+    // The route and method first: what the mailbox has is no secret, whoever asks.
+    match (req.method(), info.as_str()) {
+        (Method::Get, "" | "/" | "/mailbox.js" | "/api/messages") | (Method::Post, "/email") => {}
+        (_, "" | "/" | "/mailbox.js" | "/api/messages") => {
+            return caseport_edge::error(&ApiError::method_not_allowed(&["GET"]));
+        }
+        (_, "/email") => return caseport_edge::error(&ApiError::method_not_allowed(&["POST"])),
+        _ => return caseport_edge::error(&ApiError::not_found()),
+    }
     let header = |name: &str| req.header(name).and_then(|v| v.as_str());
     let from = caller(
         header("spin-client-addr"),
@@ -100,12 +109,7 @@ fn handle(req: Request) -> Response {
             Ok(messages) => caseport_edge::json(200, &Messages { messages }),
             Err(e) => caseport_edge::error(&e),
         },
-        (Method::Post, "/email") => capture(&req),
-        (_, "" | "/" | "/mailbox.js" | "/api/messages") => {
-            caseport_edge::error(&ApiError::method_not_allowed("GET"))
-        }
-        (_, "/email") => caseport_edge::error(&ApiError::method_not_allowed("POST")),
-        _ => caseport_edge::error(&ApiError::not_found()),
+        _ => capture(&req),
     }
 }
 

@@ -38,10 +38,10 @@ impl Db for SpinDb {
                 Value::Blob(b) => sqlite::Value::Blob(b.clone()),
             })
             .collect();
-        let result = self
-            .0
-            .execute(sql, &params)
-            .map_err(|e| StorageError(format!("{e:?}")))?;
+        let result = self.0.execute(sql, &params).map_err(|e| match e {
+            sqlite::Error::DatabaseFull => StorageError::full("the database is full"),
+            e => StorageError::new(format!("{e:?}")),
+        })?;
         Ok(Rows {
             rows: result
                 .rows
@@ -66,21 +66,24 @@ impl Db for SpinDb {
 /// The `default` key-value store.
 pub struct SpinKv(key_value::Store);
 
+fn kv_error(e: key_value::Error) -> StorageError {
+    match e {
+        key_value::Error::StoreTableFull => StorageError::full("the key-value store is full"),
+        e => StorageError::new(format!("{e:?}")),
+    }
+}
+
 impl Kv for SpinKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.0.get(key).map_err(|e| StorageError(format!("{e:?}")))
+        self.0.get(key).map_err(kv_error)
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.0
-            .set(key, value)
-            .map_err(|e| StorageError(format!("{e:?}")))
+        self.0.set(key, value).map_err(kv_error)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.0
-            .delete(key)
-            .map_err(|e| StorageError(format!("{e:?}")))
+        self.0.delete(key).map_err(kv_error)
     }
 }
 
@@ -98,10 +101,12 @@ impl Env {
     fn open() -> Result<Self, ApiError> {
         let settings = Settings::from_variables(|name| variables::get(name).ok())
             .map_err(|why| ApiError::misconfigured(&why))?;
-        let db =
-            SpinDb(sqlite::Connection::open_default().map_err(|e| StorageError(format!("{e:?}")))?);
-        let kv =
-            SpinKv(key_value::Store::open_default().map_err(|e| StorageError(format!("{e:?}")))?);
+        let db = SpinDb(
+            sqlite::Connection::open_default().map_err(|e| StorageError::new(format!("{e:?}")))?,
+        );
+        let kv = SpinKv(
+            key_value::Store::open_default().map_err(|e| StorageError::new(format!("{e:?}")))?,
+        );
         schema::migrate(&db)?;
         if settings.demo_data {
             demo::load_if_empty(&db, &SystemClock)?;
@@ -325,6 +330,9 @@ pub fn error(e: &ApiError) -> Response {
         .header("cache-control", "no-store");
     if let Some(seconds) = e.retry_after {
         b.header("retry-after", seconds.to_string());
+    }
+    if let Some(methods) = e.allow {
+        b.header("allow", methods.join(", "));
     }
     b.body(e.to_json()).build()
 }

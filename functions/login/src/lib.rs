@@ -62,9 +62,9 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
         "/api/auth/me" | "/api/auth/password-rules" | "/api/status"
             if matches!(req.method(), Method::Get) => {}
         "/api/auth/me" | "/api/auth/password-rules" | "/api/status" => {
-            return Err(ApiError::method_not_allowed("GET"));
+            return Err(ApiError::method_not_allowed(&["GET"]));
         }
-        p if known.contains(&p) && !is_post => return Err(ApiError::method_not_allowed("POST")),
+        p if known.contains(&p) && !is_post => return Err(ApiError::method_not_allowed(&["POST"])),
         p if known.contains(&p) => {}
         _ => return Err(ApiError::not_found()),
     }

@@ -29,8 +29,8 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
     let set_route = path.ends_with("/portal-password");
     match (reset_route, set_route, req.method()) {
         (true, _, Method::Post) | (false, true, Method::Put) => {}
-        (true, _, _) => return Err(ApiError::method_not_allowed("POST")),
-        (false, true, _) => return Err(ApiError::method_not_allowed("PUT")),
+        (true, _, _) => return Err(ApiError::method_not_allowed(&["POST"])),
+        (false, true, _) => return Err(ApiError::method_not_allowed(&["PUT"])),
         _ => return Err(ApiError::not_found()),
     }
     let id = client_id(req)?;
@@ -67,7 +67,7 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
 /// carry the webhook secret. Any other provider is not found.
 fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
     if !matches!(req.method(), Method::Post) {
-        return Err(ApiError::method_not_allowed("POST"));
+        return Err(ApiError::method_not_allowed(&["POST"]));
     }
     let api = api_request(req)?;
     let Some(mail) = api.env.mail()? else {

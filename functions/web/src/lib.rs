@@ -58,9 +58,7 @@ fn etag_matches(req: &Request, etag: &str) -> bool {
 fn handle(req: Request) -> Response {
     let head = matches!(req.method(), Method::Head);
     if !head && !matches!(req.method(), Method::Get) {
-        let mut r = caseport_edge::error(&ApiError::method_not_allowed("GET and HEAD"));
-        r.set_header("allow", "GET, HEAD");
-        return r;
+        return caseport_edge::error(&ApiError::method_not_allowed(&["GET", "HEAD"]));
     }
     let path = req.path();
     match lookup(path) {
