@@ -11,6 +11,7 @@ mod manifest;
 mod outbound_http;
 mod router;
 mod runtime;
+mod runtime_config;
 mod server;
 mod spin_ctx;
 mod sqlite;
@@ -27,6 +28,7 @@ use clap::{Parser, Subcommand};
 
 use crate::manifest::Manifest;
 use crate::runtime::{App, Dirs, Limits};
+use crate::runtime_config::RuntimeConfig;
 use crate::variables::Resolver;
 
 #[derive(Parser)]
@@ -111,6 +113,10 @@ struct UpArgs {
     /// Where key-value and SQLite data live (default: .spin beside the manifest).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Spin's runtime config: where each key-value store and SQLite database lives (a local
+    /// file, a Redis server, a libSQL server).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
     /// Seconds one request may take before it is stopped and answered 503.
     #[arg(long, default_value_t = 30.0)]
     request_timeout: f64,
@@ -200,14 +206,29 @@ fn up(args: UpArgs) -> Result<()> {
     if args.build {
         build_components::build_all(&manifest)?;
     }
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => {
+            let config = RuntimeConfig::load(path)?;
+            eprintln!(
+                "Using runtime config {} from {:?}",
+                config.summary(),
+                path.display().to_string()
+            );
+            config
+        }
+        None => RuntimeConfig::default(),
+    };
     let dirs = Dirs {
         state: args.state_dir.unwrap_or_else(|| manifest.dir.join(".spin")),
         cache: args.app.cache_dir(),
     };
     async_runtime()?.block_on(async move {
         let listener = server::bind(args.listen).await?;
-        let app = App::load(&manifest, &resolver, &dirs, limits)?;
+        let app = App::load(&manifest, &resolver, &dirs, &runtime_config, limits)?;
         let addr = listener.local_addr()?;
+        for line in app.storage_summary() {
+            eprintln!("{line}");
+        }
         println!("Serving {} at http://{addr}", manifest.name);
         println!("Available Routes:");
         for (route, index) in app.router.routes() {
@@ -233,7 +254,13 @@ fn time_instantiation(args: TimeArgs) -> Result<()> {
     };
     let limits = Limits::defaults();
     let result = async_runtime()?.block_on(async {
-        let app = App::load(&manifest, &resolver, &dirs, limits)?;
+        let app = App::load(
+            &manifest,
+            &resolver,
+            &dirs,
+            &RuntimeConfig::default(),
+            limits,
+        )?;
         println!("component\tmean_us\tp50_us\tp99_us\titerations");
         for name in manifest.components.keys() {
             let mut times = app.time_instantiation(name, args.iterations.max(1)).await?;

@@ -282,20 +282,6 @@ impl Manifest {
             if c.source.trim().is_empty() {
                 bail!("{at}.source is empty; set it to the component's .wasm file");
             }
-            for store in &c.key_value_stores {
-                if store != "default" {
-                    bail!(
-                        "{at}.key_value_stores: store \"{store}\" needs a runtime config, which this runtime does not read; use \"default\""
-                    );
-                }
-            }
-            for db in &c.sqlite_databases {
-                if db != "default" {
-                    bail!(
-                        "{at}.sqlite_databases: database \"{db}\" needs a runtime config, which this runtime does not read; use \"default\""
-                    );
-                }
-            }
             for var in c.variables.keys() {
                 check_variable_name(var).with_context(|| format!("{at}.variables.{var}"))?;
             }
@@ -418,18 +404,5 @@ source = "web.wasm"
             .unwrap_or_default();
         assert!(err.contains("application.tool.caseport"), "{err}");
         Ok(())
-    }
-
-    #[test]
-    fn stores_other_than_default_are_refused() {
-        let text = MINIMAL.replace(
-            "source = \"web.wasm\"",
-            "source = \"web.wasm\"\nkey_value_stores = [\"cache\"]",
-        );
-        let err = parse(&text)
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
-        assert!(err.contains("component.web.key_value_stores"), "{err}");
     }
 }

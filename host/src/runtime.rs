@@ -24,6 +24,7 @@ use crate::key_value::KeyValue;
 use crate::manifest::Manifest;
 use crate::outbound_http::{AllowedHosts, OutboundHooks};
 use crate::router::{Route, RouteMatch, Router};
+use crate::runtime_config::RuntimeConfig;
 use crate::spin_ctx::{Grants, SpinData, SpinView, Stores};
 use crate::sqlite::Databases;
 use crate::variables::Resolver;
@@ -197,6 +198,7 @@ impl App {
         manifest: &Manifest,
         resolver: &Resolver,
         dirs: &Dirs,
+        runtime_config: &RuntimeConfig,
         limits: Limits,
     ) -> Result<Arc<Self>> {
         let engine = engine(&limits)?;
@@ -206,11 +208,27 @@ impl App {
         SpinHost::add_to_linker::<_, SpinData>(&mut linker, spin_view)?;
 
         let stores = Arc::new(Stores {
-            key_value: KeyValue::open(&dirs.state)?,
-            sqlite: Databases::open(&dirs.state)?,
+            key_value: KeyValue::open(&dirs.state, runtime_config)?,
+            sqlite: Databases::open(&dirs.state, runtime_config)?,
         });
-
         let file = manifest.path.display().to_string();
+        for (name, decl) in &manifest.components {
+            for label in &decl.key_value_stores {
+                if !stores.key_value.has(label) {
+                    bail!(
+                        "{file}: component.{name}.key_value_stores: no store \"{label}\"; define [key_value_store.{label}] in a runtime config (--runtime-config-file)"
+                    );
+                }
+            }
+            for label in &decl.sqlite_databases {
+                if !stores.sqlite.has(label) {
+                    bail!(
+                        "{file}: component.{name}.sqlite_databases: no database \"{label}\"; define [sqlite_database.{label}] in a runtime config (--runtime-config-file)"
+                    );
+                }
+            }
+        }
+
         let mut components = Vec::new();
         let mut by_name = HashMap::new();
         for (name, decl) in &manifest.components {
@@ -294,6 +312,28 @@ impl App {
             stores,
             limits,
         }))
+    }
+
+    /// Where the `default` key-value store and database keep their data, when a component
+    /// uses them: the lines Spin prints at start.
+    pub fn storage_summary(&self) -> Vec<String> {
+        let used = |pick: fn(&Grants) -> &Vec<String>| {
+            self.components
+                .iter()
+                .any(|c| pick(&c.grants).iter().any(|l| l == "default"))
+        };
+        let mut lines = Vec::new();
+        if used(|g| &g.sqlite_databases)
+            && let Some(s) = self.stores.sqlite.summary("default")
+        {
+            lines.push(format!("Storing default SQLite data to {s}."));
+        }
+        if used(|g| &g.key_value_stores)
+            && let Some(s) = self.stores.key_value.summary("default")
+        {
+            lines.push(format!("Storing default key-value data to {s}."));
+        }
+        lines
     }
 
     /// The grants of component `index`.

@@ -10,6 +10,9 @@ use rusqlite::Connection;
 /// Connections to one database file; a request takes one and gives it back when done.
 pub struct Pool {
     path: PathBuf,
+    /// Whether this runtime sets the write-ahead log itself (its own key-value files); an
+    /// application's database is left as the application sets it, as Spin does.
+    wal: bool,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -17,14 +20,20 @@ pub struct Pool {
 const MAX_IDLE: usize = 16;
 
 impl Pool {
+    /// The file the pool opens.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Opens the file (creating it and its directory) and checks that it is usable.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, wal: bool) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create state directory {}", dir.display()))?;
         }
         let pool = Self {
             path: path.to_path_buf(),
+            wal,
             idle: Mutex::new(Vec::new()),
         };
         let conn = pool.connect()?;
@@ -38,9 +47,10 @@ impl Pool {
         // No busy handler: it would sleep in the worker thread while the writer it waits for
         // may need that thread. `retrying` waits asynchronously instead.
         conn.busy_timeout(Duration::ZERO)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if self.wal {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
         Ok(conn)
     }
 

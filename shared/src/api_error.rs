@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::ports::{Contention, StorageFailure};
+
 /// Declares every error code once: its variant, its text on the wire and its HTTP status.
 macro_rules! codes {
     ($($(#[doc = $doc:literal])* $variant:ident = $text:literal => $status:literal,)*) => {
@@ -110,6 +112,8 @@ codes! {
     StorageUnavailable = "storage_unavailable" => 503,
     /// The server's storage is full: nothing of the request was kept.
     StorageFull = "storage_full" => 503,
+    /// Other requests held the database for longer than this one could wait.
+    Busy = "busy" => 503,
 }
 
 impl fmt::Display for Code {
@@ -243,14 +247,32 @@ impl From<crate::ports::StorageError> for ApiError {
     fn from(e: crate::ports::StorageError) -> Self {
         // The client learns only that it failed; the operator's log gets the reason.
         eprintln!("{e}");
-        if e.full {
-            return Self::new(
+        match e.kind {
+            StorageFailure::Full => Self::new(
                 Code::StorageFull,
                 "The server's storage is full, so this was not saved. Try again later; the operator must make room.",
             )
-            .retry_after(60);
+            .retry_after(60),
+            StorageFailure::Unreachable => Self::new(
+                Code::StorageUnavailable,
+                "The service cannot reach its storage right now, so nothing was changed. Try again in a minute.",
+            )
+            .retry_after(30),
+            StorageFailure::Contended => Self::new(
+                Code::Busy,
+                "The service is busy right now. Try again in a moment.",
+            )
+            .retry_after(1),
+            StorageFailure::Failed => Self::internal(),
         }
-        Self::internal()
+    }
+}
+
+impl Contention for ApiError {
+    /// A request that met another writer answers `busy`, which nothing else in the rules
+    /// does: the work may run again.
+    fn is_contended(&self) -> bool {
+        self.code == Code::Busy
     }
 }
 

@@ -139,3 +139,125 @@ impl Kv for NativeKv {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::NativeDb;
+    use crate::api_error::{ApiError, Code};
+    use crate::ports::{
+        Contention, Db, Rows, StorageError, Value, autocommit, transaction, transaction_within,
+    };
+    use std::cell::Cell;
+
+    /// `ports::transaction` on real SQLite: a database whose first `COMMIT` fails after rolling back, as a libSQL server does when
+    /// it timed the transaction out.
+    struct FirstCommitFails {
+        db: NativeDb,
+        failed: Cell<bool>,
+    }
+
+    impl Db for FirstCommitFails {
+        fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+            if sql == "COMMIT" && !self.failed.replace(true) {
+                self.db.execute("ROLLBACK", &[])?;
+                return Err(StorageError::new("the transaction timed out"));
+            }
+            self.db.execute(sql, params)
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_is_rolled_back_and_tried_once_more() {
+        let db = FirstCommitFails {
+            db: NativeDb::in_memory().unwrap(),
+            failed: Cell::new(false),
+        };
+        db.execute("CREATE TABLE t (n INTEGER)", &[]).unwrap();
+        let mut runs = 0;
+        transaction(&db, || {
+            runs += 1;
+            db.execute("INSERT INTO t VALUES (1)", &[])
+        })
+        .unwrap();
+        assert_eq!(runs, 2);
+        let rows = db.execute("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(rows.first().and_then(|r| r.int(0)), Some(1), "written once");
+    }
+
+    /// A database where another writer holds the lock for the first `busy` inserts.
+    struct Locked {
+        db: NativeDb,
+        busy: Cell<u32>,
+    }
+
+    impl Db for Locked {
+        fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+            if sql.starts_with("INSERT") && self.busy.get() > 0 {
+                self.busy.set(self.busy.get() - 1);
+                return Err(StorageError::contended("SQLITE_BUSY"));
+            }
+            self.db.execute(sql, params)
+        }
+    }
+
+    fn locked(busy: u32) -> Locked {
+        let db = Locked {
+            db: NativeDb::in_memory().unwrap(),
+            busy: Cell::new(busy),
+        };
+        db.db.execute("CREATE TABLE t (n INTEGER)", &[]).unwrap();
+        db
+    }
+
+    fn count(db: &Locked) -> Option<i64> {
+        let rows = db.db.execute("SELECT count(*) FROM t", &[]).unwrap();
+        rows.first().and_then(|r| r.int(0))
+    }
+
+    #[test]
+    fn a_transaction_that_met_another_writer_runs_again_as_a_whole() {
+        let db = locked(3);
+        let mut runs = 0;
+        transaction(&db, || -> Result<(), ApiError> {
+            runs += 1;
+            db.execute("UPDATE t SET n = n + 1", &[])?;
+            db.execute("INSERT INTO t VALUES (1)", &[])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(runs, 4);
+        assert_eq!(count(&db), Some(1), "the rolled-back runs left nothing");
+    }
+
+    #[test]
+    fn a_writer_that_never_lets_go_answers_busy() {
+        let db = locked(u32::MAX);
+        let mut runs = 0;
+        let started = std::time::Instant::now();
+        let budget = std::time::Duration::from_millis(300);
+        let e = transaction_within(&db, budget, || -> Result<(), ApiError> {
+            runs += 1;
+            db.execute("INSERT INTO t VALUES (1)", &[])?;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(runs > 2, "{runs}");
+        assert!(started.elapsed() <= budget + std::time::Duration::from_millis(50));
+        assert_eq!((e.code, e.retry_after), (Code::Busy, Some(1)));
+        assert_eq!(count(&db), Some(0));
+    }
+
+    #[test]
+    fn a_statement_outside_a_transaction_runs_again_but_another_failure_does_not() {
+        let db = locked(2);
+        autocommit(|| db.execute("INSERT INTO t VALUES (1)", &[])).unwrap();
+        assert_eq!(count(&db), Some(1));
+        let mut runs = 0;
+        let e = autocommit(|| {
+            runs += 1;
+            db.execute("INSERT INTO nowhere VALUES (1)", &[])
+        })
+        .unwrap_err();
+        assert_eq!((runs, e.is_contended()), (1, false));
+    }
+}

@@ -101,16 +101,31 @@ impl Row<'_> {
 /// A storage failure; its text is for the operator's log, never for the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageError {
-    /// The storage has no room left: nothing of the failed write was kept.
-    pub full: bool,
+    pub kind: StorageFailure,
     pub detail: String,
+}
+
+/// What a storage failure means for the request that met it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// Anything else: the request failed part way, inside a transaction or before writing.
+    Failed,
+    /// The storage has no room left: nothing of the failed write was kept.
+    Full,
+    /// The storage could not be reached before the request wrote anything (a database or
+    /// key-value server that is down or unreachable): nothing was changed.
+    Unreachable,
+    /// Another writer held the database, so the statement did nothing: SQLite's "database
+    /// is locked", or a libSQL server interrupting a transaction that waited for its lock
+    /// (which it then rolled back). Running it again may succeed.
+    Contended,
 }
 
 impl StorageError {
     /// A failure, described for the operator.
     pub fn new(detail: impl Into<String>) -> Self {
         Self {
-            full: false,
+            kind: StorageFailure::Failed,
             detail: detail.into(),
         }
     }
@@ -118,8 +133,90 @@ impl StorageError {
     /// The storage is full.
     pub fn full(detail: impl Into<String>) -> Self {
         Self {
-            full: true,
+            kind: StorageFailure::Full,
             detail: detail.into(),
+        }
+    }
+
+    /// Another writer held the database.
+    pub fn contended(detail: impl Into<String>) -> Self {
+        Self {
+            kind: StorageFailure::Contended,
+            detail: detail.into(),
+        }
+    }
+
+    /// The same failure, met before the request wrote anything: unless the storage is full
+    /// or busy, it could not be reached.
+    pub fn before_any_write(self) -> Self {
+        match self.kind {
+            StorageFailure::Failed => Self {
+                kind: StorageFailure::Unreachable,
+                ..self
+            },
+            _ => self,
+        }
+    }
+}
+
+/// An error that can say another writer held the database, so that the work may run again.
+pub trait Contention {
+    fn is_contended(&self) -> bool;
+}
+
+impl Contention for StorageError {
+    fn is_contended(&self) -> bool {
+        self.kind == StorageFailure::Contended
+    }
+}
+
+/// How long work that met another writer keeps trying before the request gives up with
+/// `503 busy`: as long as a local SQLite file waits for its lock under `caseport up`.
+pub const CONTENDED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Pauses between runs of work that met another writer, until a time budget is spent.
+pub struct Patience {
+    since: std::time::Instant,
+    budget: std::time::Duration,
+    pause_ms: u64,
+}
+
+impl Patience {
+    pub fn new(budget: std::time::Duration) -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            budget,
+            pause_ms: 5,
+        }
+    }
+
+    /// Waits before the next run and answers true, or answers false once the budget is
+    /// spent. Pauses double from 10 ms to at most 200 ms, plus up to 15 ms at random so that
+    /// two waiting writers do not meet again.
+    pub fn wait(&mut self) -> bool {
+        self.pause_ms = (self.pause_ms * 2).min(200);
+        let jitter = random_bytes::<1>()
+            .map(|[b]| u64::from(b) % 16)
+            .unwrap_or(0);
+        let pause = std::time::Duration::from_millis(self.pause_ms + jitter);
+        if self.since.elapsed() + pause > self.budget {
+            return false;
+        }
+        std::thread::sleep(pause);
+        true
+    }
+}
+
+/// Runs one statement outside a transaction (autocommit), again after a pause while another
+/// writer holds the database: a statement that met a lock did nothing.
+pub fn autocommit<T>(
+    mut statement: impl FnMut() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    let mut patience = Patience::new(CONTENDED_WAIT);
+    loop {
+        match statement() {
+            Err(e) if e.is_contended() && patience.wait() => {}
+            other => return other,
         }
     }
 }
@@ -166,19 +263,57 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], StorageError> {
 
 /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on error, so concurrent
 /// requests serialise on the write lock instead of interleaving.
-pub fn transaction<T, E: From<StorageError>>(
+///
+/// When another writer held the database (at `BEGIN`, inside `f` or at `COMMIT`), the
+/// transaction is rolled back and runs again after a pause, for up to [`CONTENDED_WAIT`]. A
+/// `COMMIT` that fails otherwise is treated as a rollback too (a libSQL server rolls back a
+/// transaction it timed out) and runs once more. Running again is safe because `f` only
+/// reads and writes the database, and reads again what it decides on.
+pub fn transaction<T, E: From<StorageError> + Contention>(
     db: &dyn Db,
-    f: impl FnOnce() -> Result<T, E>,
+    f: impl FnMut() -> Result<T, E>,
 ) -> Result<T, E> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    match f() {
-        Ok(v) => {
-            db.execute("COMMIT", &[])?;
-            Ok(v)
+    transaction_within(db, CONTENDED_WAIT, f)
+}
+
+/// [`transaction`] with its own time budget for meeting other writers.
+pub fn transaction_within<T, E: From<StorageError> + Contention>(
+    db: &dyn Db,
+    budget: std::time::Duration,
+    mut f: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut patience = Patience::new(budget);
+    let mut commit_failed = false;
+    loop {
+        if let Err(e) = db.execute("BEGIN IMMEDIATE", &[]) {
+            if e.is_contended() && patience.wait() {
+                continue;
+            }
+            return Err(e.into());
         }
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
+        let value = match f() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = db.execute("ROLLBACK", &[]);
+                if e.is_contended() && patience.wait() {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        match db.execute("COMMIT", &[]) {
+            Ok(_) => return Ok(value),
+            Err(e) => {
+                let _ = db.execute("ROLLBACK", &[]);
+                let again = if e.is_contended() {
+                    patience.wait()
+                } else {
+                    !std::mem::replace(&mut commit_failed, true)
+                };
+                if !again {
+                    return Err(e.into());
+                }
+            }
         }
     }
 }

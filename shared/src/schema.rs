@@ -197,11 +197,44 @@ fn user_version(db: &dyn Db) -> Result<i64, StorageError> {
         .ok_or_else(|| StorageError::new("PRAGMA user_version gave no answer"))
 }
 
+/// What Caseport sets on every connection, whatever the host (Spin leaves SQLite's defaults;
+/// a libSQL server has its own), and whether it must succeed: foreign keys enforced, and on a
+/// local file a write-ahead log that syncs at checkpoints (a server refuses journal settings,
+/// which is fine).
+pub const CONNECTION_SETTINGS: [(&str, bool); 2] = [
+    ("PRAGMA foreign_keys = ON", true),
+    ("PRAGMA synchronous = NORMAL", false),
+];
+
+/// Applies [`CONNECTION_SETTINGS`] to a connection.
+pub fn configure(db: &dyn Db) -> Result<(), StorageError> {
+    for (sql, required) in CONNECTION_SETTINGS {
+        match db.execute(sql, &[]) {
+            Err(e) if required => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Configures the connection, then brings the schema up to date.
+pub fn open(db: &dyn Db) -> Result<(), StorageError> {
+    // The first statements of a request: failing here, the database could not be reached
+    // (a libSQL server that is down) and nothing was changed.
+    configure(db).map_err(StorageError::before_any_write)?;
+    migrate(db)
+}
+
 /// Brings the schema up to [`VERSION`]; cheap when it is there already.
 pub fn migrate(db: &dyn Db) -> Result<(), StorageError> {
     let seen = user_version(db)?;
     if seen == VERSION {
         return Ok(());
+    }
+    if seen == 0 {
+        // A new database: readers should not wait for a writer. The mode stays with the file
+        // (it cannot change inside the transaction below); a server may refuse it.
+        let _ = db.execute("PRAGMA journal_mode = WAL", &[]);
     }
     if seen > VERSION {
         return Err(StorageError::new(format!(

@@ -27,7 +27,7 @@ pub struct World {
 impl World {
     pub fn new() -> Self {
         let db = NativeDb::in_memory().unwrap();
-        crate::schema::migrate(&db).unwrap();
+        crate::schema::open(&db).unwrap();
         let clock = FixedClock(Cell::new(1_800_000_000));
         crate::demo::load_if_empty(&db, &clock).unwrap();
         Self {

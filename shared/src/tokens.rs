@@ -40,7 +40,7 @@ pub struct SessionLimits {
 }
 
 fn session_key(token: &str) -> String {
-    format!("session/{}", token_hash(token))
+    format!("caseport/session/{}", token_hash(token))
 }
 
 /// The account's current session epoch; sessions of an older epoch are revoked.

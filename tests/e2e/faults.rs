@@ -13,7 +13,7 @@ use caseport_shared::native::NativeDb;
 use caseport_shared::ports::Db;
 use caseport_tests::demo::{ADMIN, CASEY, ROBIN};
 use caseport_tests::fake_mail::{Act, FakeMail, Kind};
-use caseport_tests::{Server, Staff, Up};
+use caseport_tests::{Server, Staff, Up, checks};
 use serde_json::json;
 
 const TOKEN: &str = "provider-token-for-faults";
@@ -38,48 +38,7 @@ fn one(db: &NativeDb, sql: &str) -> i64 {
 
 /// The checks every fault must pass, on the state the server left.
 fn assert_whole(state: &Path) {
-    let db = NativeDb::open(&state.join("sqlite_db.db")).unwrap();
-    let integrity = db.execute("PRAGMA integrity_check", &[]).unwrap();
-    assert_eq!(
-        integrity
-            .first()
-            .and_then(|r| r.text(0).map(str::to_string))
-            .as_deref(),
-        Some("ok")
-    );
-    assert!(
-        db.execute("PRAGMA foreign_key_check", &[])
-            .unwrap()
-            .rows
-            .is_empty(),
-        "a reference points nowhere"
-    );
-    let verdict = caseport_shared::audit::verify(&db).unwrap();
-    assert!(
-        matches!(verdict, caseport_shared::audit::Verdict::Intact { .. }),
-        "{verdict:?}"
-    );
-    // Every client came with its assignment, and the count Show All Clients uses is right.
-    assert_eq!(
-        one(
-            &db,
-            "SELECT count(*) FROM clients c WHERE NOT EXISTS (SELECT 1 FROM caseload_assignments a WHERE a.client_id = c.id)"
-        ),
-        0,
-        "a client without its case manager"
-    );
-    assert_eq!(
-        one(&db, "SELECT value FROM counters WHERE name = 'clients'"),
-        one(&db, "SELECT count(*) FROM clients")
-    );
-    // No credential holds anything but an argon2id hash.
-    assert_eq!(
-        one(
-            &db,
-            "SELECT count(*) FROM credentials WHERE phc NOT LIKE '$argon2id$%'"
-        ),
-        0
-    );
+    checks::assert_whole(&NativeDb::open(&state.join("sqlite_db.db")).unwrap());
 }
 
 #[test]

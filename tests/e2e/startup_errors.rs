@@ -125,3 +125,44 @@ fn a_template_naming_an_undeclared_variable_is_refused() {
     assert!(line.contains("component.c.variables.v"), "{line}");
     assert!(line.contains("\"nope\""), "{line}");
 }
+
+#[test]
+fn a_store_no_runtime_config_defines_is_refused_until_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = probe_manifest()
+        .parent()
+        .unwrap()
+        .join("../../../target/wasm32-wasip2/wasm/caseport_probe.wasm");
+    let path = manifest_in(
+        dir.path(),
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n[component.c]\nsource = {:?}\nkey_value_stores = [\"cache\"]\nsqlite_databases = [\"reports\"]\n",
+            wasm.display().to_string()
+        ),
+    );
+    let up = Up {
+        manifest: Some(path),
+        ..Up::default()
+    };
+    let (status, output) = up.clone().fail("127.0.0.1:0").unwrap();
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(
+        line.contains("component.c.key_value_stores: no store \"cache\"")
+            && line.contains("[key_value_store.cache]"),
+        "{line}"
+    );
+    // Defined in a runtime config (as local files), the same manifest starts.
+    let config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.cache]\ntype = \"spin\"\npath = {:?}\n\n[sqlite_database.reports]\ntype = \"spin\"\npath = {:?}\n",
+            dir.path().join("cache.db").display().to_string(),
+            dir.path().join("reports.db").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let app = up.runtime_config(&config).start().unwrap();
+    assert!(app.wait_for_output("Serving x"));
+}

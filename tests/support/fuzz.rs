@@ -5,7 +5,7 @@
 //! ours (`tests/fuzz/hooks.py`: no request changes Caseport's records and then fails).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, bail};
@@ -57,51 +57,16 @@ pub struct Run {
     pub output: String,
 }
 
-/// The Schemathesis executable, in a virtual environment made (once per test run) from the
-/// pinned requirements.
+/// The Schemathesis executable, installed (once per test run) from the pinned requirements
+/// into the harness's virtual environment.
 pub fn schemathesis() -> Result<PathBuf> {
     static MADE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    MADE.get_or_init(|| make_venv().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
-}
-
-fn make_venv() -> Result<PathBuf> {
-    let requirements = root().join("tests/fuzz/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)?;
-    let venv = root().join("target/fuzz-venv");
-    let marker = venv.join("caseport-requirements.txt");
-    let exe = venv.join("bin/schemathesis");
-    if exe.is_file() && std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
-        return Ok(exe);
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let python = packages::find_program(&["python3"]).context("python3 is not installed")?;
-    let made = |python: &str| {
-        Command::new(python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !made(&python) {
-        // Debian's python3 keeps venv in a package of its own.
-        packages::ensure_package("python3-venv");
-        if !made(&python) {
-            bail!("python3 cannot make a virtual environment: install python3-venv");
-        }
-    }
-    let status = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--require-hashes", "--no-deps", "-r"])
-        .arg(&requirements)
-        .status()
-        .context("cannot run pip")?;
-    if !status.success() {
-        bail!("pip could not install tests/fuzz/requirements.txt ({status})");
-    }
-    std::fs::write(&marker, wanted)?;
-    Ok(exe)
+    MADE.get_or_init(|| {
+        let venv = packages::venv("tests/fuzz/requirements.txt").map_err(|e| format!("{e:#}"))?;
+        Ok(venv.join("bin/schemathesis"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
 }
 
 /// Fuzzes `server` (demo data, the local mailbox) as each role with `examples` test cases per
@@ -134,6 +99,9 @@ fn give_jane_a_password(server: &Server) -> Result<()> {
 
 fn run(exe: &Path, server: &Server, role: &Role, examples: u32) -> Result<Run> {
     let base = server.url("");
+    // Schemathesis keeps a cache in its working directory: under target/, not in the sources.
+    let work = root().join("target/fuzz-work");
+    std::fs::create_dir_all(&work)?;
     let mut c = Command::new(exe);
     c.arg("--config-file")
         .arg(root().join("tests/fuzz/schemathesis.toml"))
@@ -144,7 +112,7 @@ fn run(exe: &Path, server: &Server, role: &Role, examples: u32) -> Result<Run> {
         .args(["--max-examples", &examples.to_string()])
         // Signing out would end the session the rest of the run uses.
         .args(["--exclude-path", "/api/auth/logout"])
-        .current_dir(root().join("tests/fuzz"))
+        .current_dir(&work)
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", root().join("tests/fuzz"))
         .env("CASEPORT_FUZZ_DB", server.state.join("sqlite_db.db"))

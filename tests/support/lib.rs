@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod checks;
 pub mod fake_mail;
 pub mod fuzz;
 pub mod packages;
+pub mod services;
 pub mod webdriver;
 
 /// The repository root.
@@ -125,6 +127,12 @@ impl Up {
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
+    }
+
+    /// Starts with `--runtime-config-file path`.
+    pub fn runtime_config(self, path: &Path) -> Self {
+        self.arg("--runtime-config-file")
+            .arg(path.to_string_lossy().into_owned())
     }
 
     /// Reuses a state directory (to check what survives a restart).

@@ -74,3 +74,46 @@ fn install(packages: &[&str]) {
     install.extend(packages);
     let _ = apt(&["update", "-q"]) && apt(&install);
 }
+
+/// A Python virtual environment under `target/`, with `requirements` (a path in the
+/// repository, pinned with hashes) installed; made again only when they change.
+pub fn venv(requirements: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::{Context, bail};
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let file = crate::root().join(requirements);
+    let wanted = std::fs::read_to_string(&file)?;
+    let name = requirements.replace(['/', '.'], "-");
+    let venv = crate::root().join("target/venv").join(name);
+    let marker = venv.join("caseport-requirements.txt");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(venv);
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let python = find_program(&["python3"]).context("python3 is not installed")?;
+    let made = || {
+        Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !made() {
+        // Debian's python3 keeps venv in a package of its own.
+        ensure_package("python3-venv");
+        if !made() {
+            bail!("python3 cannot make a virtual environment: install python3-venv");
+        }
+    }
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--require-hashes", "--no-deps", "-r"])
+        .arg(&file)
+        .status()
+        .context("cannot run pip")?;
+    if !status.success() {
+        bail!("pip could not install {requirements} ({status})");
+    }
+    std::fs::write(&marker, wanted)?;
+    Ok(venv)
+}

@@ -17,7 +17,7 @@ use spin_sdk::key_value::Store;
 
 /// How many messages are kept; older ones are dropped.
 const KEEP: usize = 200;
-const INDEX_KEY: &str = "dev-mailbox/index";
+const INDEX_KEY: &str = "caseport/dev-mailbox/index";
 
 const PAGE: &str = include_str!("../assets/mailbox.html");
 const SCRIPT: &str = include_str!("../assets/mailbox.js");
@@ -128,7 +128,9 @@ fn list() -> Result<Vec<Message>, ApiError> {
         .unwrap_or_default();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Ok(Some(m)) = store.get_json::<Message>(&format!("dev-mailbox/message/{id}")) {
+        if let Ok(Some(m)) =
+            store.get_json::<Message>(&format!("caseport/dev-mailbox/message/{id}"))
+        {
             out.push(m);
         }
     }
@@ -177,11 +179,11 @@ fn capture(req: &Request) -> Response {
     };
     let stored = (|| -> anyhow::Result<()> {
         let store = Store::open_default()?;
-        store.set_json(format!("dev-mailbox/message/{id}"), &message)?;
+        store.set_json(format!("caseport/dev-mailbox/message/{id}"), &message)?;
         let mut ids: Vec<String> = store.get_json(INDEX_KEY)?.unwrap_or_default();
         ids.insert(0, id.clone());
         for old in ids.split_off(KEEP.min(ids.len())) {
-            store.delete(&format!("dev-mailbox/message/{old}"))?;
+            store.delete(&format!("caseport/dev-mailbox/message/{old}"))?;
         }
         store.set_json(INDEX_KEY, &ids)
     })();

@@ -7,7 +7,7 @@ use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::ctx::Ctx;
 use caseport_shared::domain::{Account, Role};
 use caseport_shared::mail::{MailSettings, MailStatus};
-use caseport_shared::ports::{Db, Kv, Rows, StorageError, SystemClock, Value};
+use caseport_shared::ports::{self, Db, Kv, Rows, StorageError, SystemClock, Value};
 use caseport_shared::request::{self, Incoming};
 use caseport_shared::security_headers::SECURITY_HEADERS;
 use caseport_shared::settings::SettingError;
@@ -24,7 +24,73 @@ use spin_sdk::{key_value, sqlite, variables};
 pub const SESSION_COOKIE: &str = "__Host-caseport_session";
 
 /// The `default` SQLite database, through `fermyon:spin/sqlite@2.0.0` (every Spin 2+ host).
-pub struct SpinDb(sqlite::Connection);
+///
+/// When a statement meets another writer, the connection is replaced by a fresh one (a libSQL
+/// server keeps answering "interrupted" on a stream it once interrupted), and the work runs
+/// again: a statement outside a transaction here (`ports::autocommit`), a transaction as a
+/// whole in `ports::transaction`. So it knows whether a transaction is open.
+pub struct SpinDb {
+    conn: std::cell::RefCell<sqlite::Connection>,
+    in_transaction: std::cell::Cell<bool>,
+}
+
+impl SpinDb {
+    fn open() -> Result<Self, StorageError> {
+        Ok(Self {
+            conn: std::cell::RefCell::new(
+                sqlite::Connection::open_default()
+                    .map_err(|e| StorageError::new(format!("{e:?}")))?,
+            ),
+            in_transaction: std::cell::Cell::new(false),
+        })
+    }
+
+    fn run(
+        &self,
+        sql: &str,
+        params: &[sqlite::Value],
+    ) -> Result<sqlite::QueryResult, StorageError> {
+        let result = self.conn.borrow().execute(sql, params);
+        result.map_err(|e| match e {
+            sqlite::Error::DatabaseFull => StorageError::full("the database is full"),
+            sqlite::Error::Io(message) if contended(&message) => {
+                self.reconnect();
+                StorageError::contended(message)
+            }
+            e => StorageError::new(format!("{e:?}")),
+        })
+    }
+
+    /// Swaps in a fresh connection with Caseport's settings; keeps the old one if that fails.
+    /// Dropping the old one ends whatever transaction it had.
+    fn reconnect(&self) {
+        let Ok(fresh) = sqlite::Connection::open_default() else {
+            return;
+        };
+        for (sql, required) in schema::CONNECTION_SETTINGS {
+            if fresh.execute(sql, &[]).is_err() && required {
+                return;
+            }
+        }
+        *self.conn.borrow_mut() = fresh;
+        self.in_transaction.set(false);
+    }
+}
+
+/// Whether a failure says another writer held the database. Spin hands every engine error
+/// over as text: a local file's "database is locked" (`SQLITE_BUSY`), or a libSQL server's
+/// `SQLITE_BUSY` or `SQLITE_INTERRUPT` (it interrupts and rolls back a transaction that waited
+/// for its lock).
+fn contended(message: &str) -> bool {
+    [
+        "database is locked",
+        "SQLITE_BUSY",
+        "SQLITE_LOCKED",
+        "SQLITE_INTERRUPT",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
 
 impl Db for SpinDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
@@ -38,10 +104,22 @@ impl Db for SpinDb {
                 Value::Blob(b) => sqlite::Value::Blob(b.clone()),
             })
             .collect();
-        let result = self.0.execute(sql, &params).map_err(|e| match e {
-            sqlite::Error::DatabaseFull => StorageError::full("the database is full"),
-            e => StorageError::new(format!("{e:?}")),
-        })?;
+        let keyword = sql.split_whitespace().next().unwrap_or_default();
+        // `BEGIN` is retried by `ports::transaction`, with the rest of the transaction.
+        let result = if self.in_transaction.get() || keyword.eq_ignore_ascii_case("BEGIN") {
+            self.run(sql, &params)
+        } else {
+            ports::autocommit(|| self.run(sql, &params))
+        };
+        if keyword.eq_ignore_ascii_case("ROLLBACK")
+            || (keyword.eq_ignore_ascii_case("COMMIT") && result.is_ok())
+        {
+            self.in_transaction.set(false);
+        }
+        let result = result?;
+        if keyword.eq_ignore_ascii_case("BEGIN") {
+            self.in_transaction.set(true);
+        }
         Ok(Rows {
             rows: result
                 .rows
@@ -101,13 +179,15 @@ impl Env {
     fn open() -> Result<Self, ApiError> {
         let settings = Settings::from_variables(|name| variables::get(name).ok())
             .map_err(|why| ApiError::misconfigured(&why))?;
-        let db = SpinDb(
-            sqlite::Connection::open_default().map_err(|e| StorageError::new(format!("{e:?}")))?,
-        );
+        // A failure before the first write means the storage could not be reached (a
+        // database or key-value server that is down): nothing was changed.
+        let unreachable = |e: StorageError| e.before_any_write();
+        let db = SpinDb::open().map_err(unreachable)?;
         let kv = SpinKv(
-            key_value::Store::open_default().map_err(|e| StorageError::new(format!("{e:?}")))?,
+            key_value::Store::open_default()
+                .map_err(|e| unreachable(StorageError::new(format!("{e:?}"))))?,
         );
-        schema::migrate(&db)?;
+        schema::open(&db)?;
         if settings.demo_data {
             demo::load_if_empty(&db, &SystemClock)?;
         }
