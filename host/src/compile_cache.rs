@@ -38,7 +38,8 @@ pub fn component(engine: &Engine, wasm: &[u8], dir: &Path) -> Result<Component> 
             return Ok(component);
         }
     }
-    let component = Component::new(engine, wasm)
+    let wasm = crate::componentize::component_bytes(wasm)?;
+    let component = Component::new(engine, &wasm)
         .map_err(anyhow::Error::from)
         .context("not a valid wasm component")?;
     if let Ok(bytes) = component.serialize() {

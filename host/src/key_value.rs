@@ -93,7 +93,7 @@ impl KeyValue {
                     let pool = match files.get(&path) {
                         Some(p) => p.clone(),
                         None => {
-                            let pool = Arc::new(Pool::open(&path, true)?);
+                            let pool = Arc::new(Pool::open(&path, true, true)?);
                             pool.with_at_start(|c| c.execute_batch(CREATE_TABLE))?;
                             files.insert(path, pool.clone());
                             pool

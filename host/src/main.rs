@@ -6,6 +6,7 @@
 mod bindings;
 mod build_components;
 mod compile_cache;
+mod componentize;
 mod key_value;
 mod manifest;
 mod outbound_http;
@@ -18,8 +19,9 @@ mod sqlite;
 mod sqlite_pool;
 mod variables;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,8 +76,12 @@ struct AppArgs {
     /// The application's manifest, or the directory holding spin.toml.
     #[arg(short = 'f', long = "from", default_value = ".")]
     from: PathBuf,
-    /// Set an application variable, as NAME=VALUE; may be repeated.
-    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    /// Set application variables (repeatable): NAME=VALUE, NAME=@FILE (the file's content),
+    /// or @FILE.json / @FILE.toml (a table of names and values).
+    #[arg(
+        long = "variable",
+        value_name = "NAME=VALUE | NAME=@FILE | @FILE.json | @FILE.toml"
+    )]
     variables: Vec<String>,
     /// Where compiled components are cached (default: ~/.cache/caseport).
     #[arg(long)]
@@ -86,12 +92,15 @@ impl AppArgs {
     /// Reads the manifest and resolves its variables.
     fn load(&self) -> Result<(Manifest, Resolver)> {
         let manifest = Manifest::load(&self.from)?;
-        let cli_vars = self
-            .variables
-            .iter()
-            .map(|v| parse_variable(v))
-            .collect::<Result<Vec<_>>>()?;
-        let resolver = Resolver::new(&manifest, &cli_vars, |n| std::env::var(n).ok())?;
+        let mut cli_vars = Vec::new();
+        for v in &self.variables {
+            cli_vars.extend(parse_variable(v)?);
+        }
+        // As Spin: the process environment, then a `.env` file in the working directory.
+        let dotenv = read_dotenv(Path::new(".env"))?;
+        let resolver = Resolver::new(&manifest, &cli_vars, |n| {
+            std::env::var(n).ok().or_else(|| dotenv.get(n).cloned())
+        })?;
         Ok((manifest, resolver))
     }
 
@@ -107,8 +116,13 @@ struct UpArgs {
     /// Run each component's build command first.
     #[arg(long)]
     build: bool,
-    /// The address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    /// The address to listen on (port 0 picks a free port); also SPIN_HTTP_LISTEN_ADDR.
+    #[arg(
+        long,
+        env = "SPIN_HTTP_LISTEN_ADDR",
+        default_value = "127.0.0.1:3000",
+        value_parser = parse_listen
+    )]
     listen: SocketAddr,
     /// Where key-value and SQLite data live (default: .spin beside the manifest).
     #[arg(long)]
@@ -145,6 +159,10 @@ struct UpArgs {
     /// Seconds a client may take to send a request's body.
     #[arg(long, default_value_t = 30.0)]
     body_timeout: f64,
+    /// Another host name a loopback listener answers (repeatable): by default it answers only
+    /// localhost, *.localhost and loopback addresses, against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
 }
 
 /// A positive number of seconds from a flag.
@@ -173,14 +191,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_variable(text: &str) -> Result<(String, String)> {
+/// One `--variable`, as Spin reads it: `NAME=VALUE`, `NAME=@FILE` (the file's content, as it
+/// is), or `@FILE.json` / `@FILE.toml` (a table of names and string values).
+fn parse_variable(text: &str) -> Result<Vec<(String, String)>> {
+    if let Some(file) = text.strip_prefix('@') {
+        let content = std::fs::read_to_string(file)
+            .with_context(|| format!("--variable {text}: cannot read {file}"))?;
+        let table: BTreeMap<String, String> =
+            match Path::new(file).extension().and_then(|e| e.to_str()) {
+                Some("json") => serde_json::from_str(&content).with_context(|| {
+                    format!("--variable {text}: {file} is not a JSON object of strings")
+                })?,
+                Some("toml") => toml::from_str(&content).with_context(|| {
+                    format!("--variable {text}: {file} is not a TOML table of strings")
+                })?,
+                _ => bail!("--variable {text}: variable files must end in .json or .toml"),
+            };
+        for name in table.keys() {
+            manifest::check_variable_name(name).with_context(|| format!("--variable {text}"))?;
+        }
+        return Ok(table.into_iter().collect());
+    }
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => {
             manifest::check_variable_name(name).with_context(|| format!("--variable {text}"))?;
-            Ok((name.to_string(), value.to_string()))
+            let value = match value.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file)
+                    .with_context(|| format!("--variable {name}=@{file}: cannot read {file}"))?,
+                None => value.to_string(),
+            };
+            Ok(vec![(name.to_string(), value)])
         }
-        _ => bail!("--variable {text}: write it as NAME=VALUE"),
+        _ => bail!("--variable {text}: variables must be in the form 'key=value' or '@file'"),
     }
+}
+
+/// The `SPIN_VARIABLE_*` entries of a `.env` file, if there is one.
+fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>> {
+    let entries = match dotenvy::from_path_iter(path) {
+        Ok(entries) => entries,
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(BTreeMap::new());
+        }
+        Err(e) => bail!("{}: {e}", path.display()),
+    };
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let (k, v) = entry.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if k.starts_with("SPIN_VARIABLE_") {
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
+}
+
+/// `--listen`: an address or a host name with a port (`localhost:3000`); of the addresses a
+/// name has, 127.0.0.1 is preferred, as Spin does.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text} is not an address to listen on: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST)
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text} names no address"))
 }
 
 fn async_runtime() -> Result<tokio::runtime::Runtime> {
@@ -202,6 +280,11 @@ fn up(args: UpArgs) -> Result<()> {
         max_connections: args.max_connections.max(1),
         header_timeout: seconds("header-timeout", args.header_timeout)?,
         body_timeout: seconds("body-timeout", args.body_timeout)?,
+        allowed_hosts: args
+            .allow_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
     };
     if args.build {
         build_components::build_all(&manifest)?;
@@ -226,6 +309,7 @@ fn up(args: UpArgs) -> Result<()> {
         let listener = server::bind(args.listen).await?;
         let app = App::load(&manifest, &resolver, &dirs, &runtime_config, limits)?;
         let addr = listener.local_addr()?;
+        app.set_local_addr(addr);
         for line in app.storage_summary() {
             eprintln!("{line}");
         }
@@ -287,4 +371,52 @@ fn default_cache_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir)
         .join("caseport")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_a_name_and_prefers_ipv4_loopback() {
+        assert_eq!(
+            parse_listen("localhost:0"),
+            Ok("127.0.0.1:0"
+                .parse()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 1))))
+        );
+        assert!(parse_listen("not an address").is_err());
+    }
+
+    #[test]
+    fn variables_are_read_as_spin_reads_them() -> Result<()> {
+        assert_eq!(
+            parse_variable("greeting=hello=there")?,
+            vec![("greeting".to_string(), "hello=there".to_string())]
+        );
+        let bad = |text: &str| {
+            parse_variable(text)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default()
+        };
+        assert!(bad("greeting").contains("in the form 'key=value' or '@file'"));
+        assert!(
+            bad("@vars.yaml").contains("cannot read")
+                || bad("@vars.yaml").contains(".json or .toml")
+        );
+        let dir = std::env::temp_dir().join(format!("caseport-vars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let yaml = dir.join("vars.yaml");
+        std::fs::write(&yaml, "a: b")?;
+        assert!(bad(&format!("@{}", yaml.display())).contains("must end in .json or .toml"));
+        let toml_file = dir.join("vars.toml");
+        std::fs::write(&toml_file, "greeting = \"from toml\"\n")?;
+        assert_eq!(
+            parse_variable(&format!("@{}", toml_file.display()))?,
+            vec![("greeting".to_string(), "from toml".to_string())]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 }

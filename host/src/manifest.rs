@@ -19,6 +19,7 @@ pub struct Manifest {
     /// The directory relative paths are resolved against.
     pub dir: PathBuf,
     pub name: String,
+    pub version: Option<String>,
     pub variables: BTreeMap<String, VariableDecl>,
     pub triggers: Vec<HttpTrigger>,
     pub components: BTreeMap<String, ComponentDecl>,
@@ -216,17 +217,19 @@ impl Manifest {
                 }
             }
         };
-        let _ = (
-            &raw.application.version,
-            &raw.application.description,
-            &raw.application.authors,
-        );
+        let _ = (&raw.application.description, &raw.application.authors);
 
         for (name, decl) in &raw.variables {
             check_variable_name(name).with_context(|| format!("{file}: variables.{name}"))?;
-            if decl.required && decl.default.is_some() {
+            // As Spin: exactly one of the two.
+            if decl.required == decl.default.is_some() {
                 bail!(
-                    "{file}: variables.{name}: a variable cannot be both required and have a default; remove one"
+                    "{file}: variables.{name}: must be `required` OR have a `default`{}",
+                    if decl.required {
+                        " (not both); remove one"
+                    } else {
+                        "; add default = \"…\" or required = true"
+                    }
                 );
             }
         }
@@ -279,6 +282,7 @@ impl Manifest {
 
         for (name, c) in &raw.component {
             let at = format!("{file}: component.{name}");
+            check_component_id(name).with_context(|| at.clone())?;
             if c.source.trim().is_empty() {
                 bail!("{at}.source is empty; set it to the component's .wasm file");
             }
@@ -292,6 +296,7 @@ impl Manifest {
             path: path.to_path_buf(),
             dir,
             name: raw.application.name,
+            version: raw.application.version,
             variables: raw.variables,
             triggers,
             components: raw.component,
@@ -308,13 +313,55 @@ impl Manifest {
 /// Spin's rule for variable names: lowercase ASCII letters, digits and underscores, starting
 /// with a letter.
 pub fn check_variable_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !ok {
-        bail!(
-            "invalid variable name \"{name}\": use lowercase letters, digits and underscores, starting with a letter"
-        );
+    check_id(name, '_', true)
+        .map_err(|why| anyhow::anyhow!("invalid variable name \"{name}\": {why}"))
+}
+
+/// A component id as Spin's manifest accepts it: words of ASCII letters and digits, each
+/// starting with a letter and all lowercase or all UPPERCASE, separated by `-`.
+pub fn check_component_id(id: &str) -> Result<()> {
+    check_id(id, '-', false).map_err(|why| anyhow::anyhow!("invalid component id \"{id}\": {why}"))
+}
+
+/// Spin's identifier rules (its `Id` type), with its messages: `delimiter`-separated
+/// non-empty words of ASCII letters and digits, each starting with a letter and all one case
+/// (all lowercase when `lower`).
+fn check_id(id: &str, delimiter: char, lower: bool) -> Result<(), String> {
+    let other = if delimiter == '-' { '_' } else { '-' };
+    if id.is_empty() {
+        return Err("empty".into());
+    }
+    if id.contains(other) {
+        return Err(format!(
+            "words must be separated with '{delimiter}', not '{other}'"
+        ));
+    }
+    for word in id.split(delimiter) {
+        let Some(first) = word.chars().next() else {
+            return Err(format!("'{delimiter}'-separated words must not be empty"));
+        };
+        if !first.is_ascii_alphabetic() {
+            return Err(format!(
+                "'{delimiter}'-separated words must start with an ASCII letter; got '{first}'"
+            ));
+        }
+        if let Some(bad) = word.chars().find(|c| !c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "'{delimiter}'-separated words may only contain alphanumeric ASCII; got '{bad}'"
+            ));
+        }
+        let upper = word.chars().any(|c| c.is_ascii_uppercase());
+        let lowercase = word.chars().any(|c| c.is_ascii_lowercase());
+        if upper && lowercase {
+            return Err(format!(
+                "'{delimiter}'-separated words must be all lowercase or all UPPERCASE; got \"{word}\""
+            ));
+        }
+        if lower && upper {
+            return Err(format!(
+                "Lower-case identifiers must be all lowercase; got \"{id}\""
+            ));
+        }
     }
     Ok(())
 }
@@ -388,6 +435,30 @@ source = "web.wasm"
         assert!(check_variable_name("1mail").is_err());
         assert!(check_variable_name("mail-url").is_err());
         assert!(check_variable_name("").is_err());
+        assert!(check_variable_name("api_v2").is_ok());
+        for (bad, why) in [
+            ("a__b", "must not be empty"),
+            ("a_", "must not be empty"),
+            ("a_1", "must start with an ASCII letter; got '1'"),
+            ("FOO", "Lower-case identifiers must be all lowercase"),
+            ("a-b", "separated with '_', not '-'"),
+        ] {
+            let e = check_variable_name(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        for ok in ["web", "api-v2", "WEB", "my-API"] {
+            assert!(check_component_id(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("api-2", "must start with an ASCII letter"),
+            ("bad_id", "separated with '-', not '_'"),
+            ("Web", "all lowercase or all UPPERCASE"),
+            ("a--b", "must not be empty"),
+            ("web.x", "got '.'"),
+        ] {
+            let e = check_component_id(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
+    /// More names a loopback listener answers, besides localhost and loopback addresses.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Limits {
@@ -69,6 +71,7 @@ impl Limits {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -83,9 +86,19 @@ pub struct Dirs {
 struct Loaded {
     pre: ProxyPre<RequestState>,
     grants: Arc<Grants>,
+    /// wasi:sockets' check of each address the component uses (its `allowed_outbound_hosts`).
+    socket_check: Arc<SocketCheck>,
     /// Room for the requests this component may run at once.
     room: Arc<tokio::sync::Semaphore>,
 }
+
+/// The check wasi:sockets runs for each socket address a component uses.
+type SocketCheck = dyn Fn(
+        std::net::SocketAddr,
+        wasmtime_wasi::sockets::SocketAddrUse,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + Sync>>
+    + Send
+    + Sync;
 
 /// A running application.
 pub struct App {
@@ -95,6 +108,21 @@ pub struct App {
     pub router: Router,
     stores: Arc<Stores>,
     pub limits: Limits,
+    /// The components some `[[trigger.http]]` names (private ones included): the only ones
+    /// a chained request may reach, as in Spin.
+    triggered: Vec<bool>,
+    /// The address the server listens on, once bound: where `self` requests go.
+    local_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// `[application]` name and version, for `/.well-known/spin/info`.
+    pub info: AppInfo,
+}
+
+/// What `/.well-known/spin/info` tells.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// How a request ended, for the log and the status code.
@@ -245,10 +273,21 @@ impl App {
                     decl.source
                 )
             })?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("{file}: component.{name}: it imports something this runtime does not provide"))?;
+            let pre = match linker.instantiate_pre(&component) {
+                Ok(pre) => pre,
+                Err(e) => {
+                    let missing = unprovided_imports(&engine, &component);
+                    if missing.is_empty() {
+                        return Err(anyhow::Error::from(e)).with_context(|| {
+                            format!("{file}: component.{name}: it imports something this runtime does not provide")
+                        });
+                    }
+                    bail!(
+                        "{file}: component.{name} imports {}, which caseport up does not provide (it provides wasi 0.2, wasi:http, and Spin's key-value, SQLite and variables); run it under the Spin CLI",
+                        missing.join(", ")
+                    );
+                }
+            };
             let pre = ProxyPre::new(pre)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
@@ -268,19 +307,28 @@ impl App {
                     hosts.push(resolved);
                 }
             }
-            let grants = Grants {
-                component: name.clone(),
-                key_value_stores: decl.key_value_stores.clone(),
-                sqlite_databases: decl.sqlite_databases.clone(),
-                variables: resolver.component_values(name, &file, &decl.variables)?,
-                allowed_outbound_hosts: AllowedHosts::parse(&hosts)
-                    .with_context(|| format!("{file}: component.{name}.allowed_outbound_hosts"))?,
-                environment: decl.environment.clone().into_iter().collect(),
-            };
+            let grants =
+                Grants {
+                    component: name.clone(),
+                    key_value_stores: decl.key_value_stores.clone(),
+                    sqlite_databases: decl.sqlite_databases.clone(),
+                    variables: resolver.component_values(name, &file, &decl.variables)?,
+                    allowed_outbound_hosts: Arc::new(AllowedHosts::parse(&hosts).with_context(
+                        || format!("{file}: component.{name}.allowed_outbound_hosts"),
+                    )?),
+                    environment: decl.environment.clone().into_iter().collect(),
+                };
+            let socket_check: Arc<SocketCheck> = Arc::new(
+                grants
+                    .allowed_outbound_hosts
+                    .clone()
+                    .socket_check(name.clone()),
+            );
             by_name.insert(name.clone(), components.len());
             components.push(Loaded {
                 pre,
                 grants: Arc::new(grants),
+                socket_check,
                 room: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
             });
         }
@@ -288,6 +336,12 @@ impl App {
         let mut router = Router::default();
         for trigger in &manifest.triggers {
             if let (Some(route), Some(&index)) = (&trigger.route, by_name.get(&trigger.component)) {
+                if route.based().starts_with("/.well-known/spin/") {
+                    eprintln!(
+                        "Warning: route {} is never reached: the runtime answers /.well-known/spin/ itself, as Spin does",
+                        route.text()
+                    );
+                }
                 router.add(route.clone(), index);
             }
         }
@@ -304,6 +358,12 @@ impl App {
             })
             .context("cannot start the epoch timer")?;
 
+        let mut triggered = vec![false; components.len()];
+        for trigger in &manifest.triggers {
+            if let Some(&index) = by_name.get(&trigger.component) {
+                triggered[index] = true;
+            }
+        }
         Ok(Arc::new(Self {
             engine,
             components,
@@ -311,7 +371,30 @@ impl App {
             router,
             stores,
             limits,
+            triggered,
+            local_addr: std::sync::OnceLock::new(),
+            info: AppInfo {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+            },
         }))
+    }
+
+    /// Records the address the server listens on.
+    pub fn set_local_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.local_addr.set(addr);
+    }
+
+    /// The address the server listens on, once bound.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local_addr.get().copied()
+    }
+
+    /// The component a chained request to `<name>.spin.internal` reaches: one that exists and
+    /// has an HTTP trigger.
+    pub fn chain_target(&self, name: &str) -> Option<usize> {
+        self.component_index(name)
+            .filter(|i| self.triggered.get(*i).copied().unwrap_or(false))
     }
 
     /// Where the `default` key-value store and database keep their data, when a component
@@ -352,9 +435,28 @@ impl App {
         index: usize,
         mut request: http::Request<Bytes>,
     ) -> http::Response<HyperOutgoingBody> {
-        let full_url = request.uri().to_string();
-        // Spin gives a chained request the unspecified client address.
-        set_spin_headers(request.headers_mut(), &full_url, None, Some("0.0.0.0:0"));
+        // As Spin: the outbound request lost its `Host`, so the URL names `localhost`; the
+        // route is the synthetic `/...` with the whole path as path info, and the client
+        // address is the unspecified one.
+        request.headers_mut().remove(http::header::HOST);
+        let path = request.uri().path().to_string();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| path.clone(), |p| p.as_str().to_string());
+        let full_url = format!("http://localhost{path_and_query}");
+        set_spin_headers(
+            request.headers_mut(),
+            &SpinHeaders {
+                full_url: &full_url,
+                path_info: &path,
+                matched_route: "/...",
+                raw_component_route: "/...",
+                component_route: "",
+                client_addr: "0.0.0.0:0",
+                params: &[],
+            },
+        );
         let (response, _) = Box::pin(self.dispatch(index, request)).await;
         response
     }
@@ -364,6 +466,12 @@ impl App {
         let loaded = &self.components[index];
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
+        // TCP and UDP as Spin allows them: to what allowed_outbound_hosts names; no name
+        // lookup (a guest connects to addresses), as in Spin.
+        let check = loaded.socket_check.clone();
+        wasi.allow_tcp(true)
+            .allow_udp(true)
+            .socket_addr_check(move |addr, used| check(addr, used));
         for (k, v) in &loaded.grants.environment {
             wasi.env(k, v);
         }
@@ -560,50 +668,59 @@ fn timeout_response(limit: Duration) -> http::Response<HyperOutgoingBody> {
 /// Sets Spin's `spin-*` request headers, first removing any the client sent, so a client
 /// cannot forge what the runtime tells the component. A chained request has no route: its
 /// path info is the whole path.
-pub fn set_spin_headers(
-    headers: &mut http::HeaderMap,
-    full_url: &str,
-    route: Option<(&Route, &RouteMatch)>,
-    client_addr: Option<&str>,
-) {
-    let forged: Vec<http::HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("spin-"))
-        .cloned()
-        .collect();
-    for k in forged {
-        headers.remove(k);
-    }
-    let mut set = |name: &str, value: &str| {
+/// Adds the `spin-*` headers Spin gives a request, after any the client sent, as Spin does:
+/// Spin neither drops nor replaces a client's `spin-*` header, so a component that reads the
+/// first value of one reads the client's. spin-sdk's `Request` keeps the last value, which
+/// is the runtime's.
+pub fn set_spin_headers(headers: &mut http::HeaderMap, spin: &SpinHeaders<'_>) {
+    let mut add = |name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::try_from(name),
             http::HeaderValue::from_str(value),
         ) {
-            headers.insert(n, v);
+            headers.append(n, v);
         }
     };
-    set("spin-full-url", full_url);
-    set("spin-base-path", "/");
-    match route {
-        Some((route, matched)) => {
-            set("spin-path-info", &matched.path_info);
-            set("spin-matched-route", route.text());
-            set("spin-raw-component-route", route.text());
-            set("spin-component-route", &route.base());
-            for (param, value) in &matched.params {
-                set(&format!("spin-path-match-{param}"), value);
-            }
-        }
-        None => {
-            let path = full_url
-                .parse::<http::Uri>()
-                .map(|u| u.path().to_string())
-                .unwrap_or_default();
-            set("spin-path-info", &path);
-        }
+    add("spin-full-url", spin.full_url);
+    add("spin-path-info", spin.path_info);
+    add("spin-matched-route", spin.matched_route);
+    add("spin-base-path", "/");
+    add("spin-raw-component-route", spin.raw_component_route);
+    add("spin-component-route", spin.component_route);
+    add("spin-client-addr", spin.client_addr);
+    for (param, value) in spin.params {
+        add(&crate::router::path_match_header(param), value);
     }
-    if let Some(addr) = client_addr {
-        set("spin-client-addr", addr);
+}
+
+/// The values of the `spin-*` headers of one request.
+pub struct SpinHeaders<'a> {
+    pub full_url: &'a str,
+    pub path_info: &'a str,
+    pub matched_route: &'a str,
+    pub raw_component_route: &'a str,
+    pub component_route: &'a str,
+    pub client_addr: &'a str,
+    pub params: &'a [(String, String)],
+}
+
+impl<'a> SpinHeaders<'a> {
+    /// A request the router matched.
+    pub fn routed(
+        full_url: &'a str,
+        route: &'a Route,
+        matched: &'a RouteMatch,
+        client_addr: &'a str,
+    ) -> Self {
+        Self {
+            full_url,
+            path_info: &matched.path_info,
+            matched_route: route.based(),
+            raw_component_route: route.text(),
+            component_route: route.component_route(),
+            client_addr,
+            params: &matched.params,
+        }
     }
 }
 
@@ -631,6 +748,35 @@ pub fn error_response(status: u16, code: &str, message: &str) -> http::Response<
         http::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+/// The Spin interfaces `component` imports that this runtime does not provide (outbound
+/// Redis, MQTT, PostgreSQL, MySQL, Serverless AI), each with what it is for.
+fn unprovided_imports(engine: &Engine, component: &Component) -> Vec<String> {
+    const UNPROVIDED: [(&str, &str); 9] = [
+        ("fermyon:spin/redis", "outbound Redis"),
+        ("spin:redis/redis", "outbound Redis"),
+        ("fermyon:spin/mqtt", "outbound MQTT"),
+        ("spin:mqtt/mqtt", "outbound MQTT"),
+        ("fermyon:spin/postgres", "PostgreSQL"),
+        ("spin:postgres/postgres", "PostgreSQL"),
+        ("fermyon:spin/mysql", "MySQL"),
+        ("spin:mysql/mysql", "MySQL"),
+        ("fermyon:spin/llm", "Serverless AI"),
+    ];
+    let mut missing: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| {
+            UNPROVIDED
+                .iter()
+                .find(|(prefix, _)| name.starts_with(prefix))
+                .map(|(_, what)| format!("`{name}` ({what})"))
+        })
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
 }
 
 fn load_component(engine: &Engine, source: &Path, cache: &Path) -> Result<Component> {

@@ -36,8 +36,12 @@ pub enum KeyValueBackend {
 /// Where one SQLite database lives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqliteBackend {
-    /// A local file (Spin's `spin` type); `None` keeps it in memory.
-    Spin { path: Option<PathBuf> },
+    /// A local file (Spin's `spin` type); `None` keeps it in memory. `ATTACH` of another file
+    /// is refused unless `allow_attach_file`, as in Spin.
+    Spin {
+        path: Option<PathBuf>,
+        allow_attach_file: bool,
+    },
     /// A libSQL server (sqld, Turso), over HTTP.
     LibSql { url: String, token: String },
 }
@@ -85,6 +89,15 @@ struct RawConfig {
 struct SpinStore {
     #[serde(default)]
     path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpinDatabase {
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    allow_attach_file: bool,
 }
 
 #[derive(Deserialize)]
@@ -153,9 +166,10 @@ impl RuntimeConfig {
             let at = format!("{file}: sqlite_database.{label}");
             let backend = match typed(&table, &at)? {
                 ("spin", rest) => {
-                    let s: SpinStore = fields(rest, &at, "path")?;
+                    let s: SpinDatabase = fields(rest, &at, "path and allow_attach_file")?;
                     SqliteBackend::Spin {
                         path: s.path.map(|p| cwd.join(p)),
+                        allow_attach_file: s.allow_attach_file,
                     }
                 }
                 ("libsql", rest) => {
@@ -280,7 +294,8 @@ path = "data/app.db"
         assert_eq!(
             c.sqlite_databases["default"],
             SqliteBackend::Spin {
-                path: Some("/srv/data/app.db".into())
+                path: Some("/srv/data/app.db".into()),
+                allow_attach_file: false,
             }
         );
         Ok(())

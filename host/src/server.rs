@@ -16,7 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::runtime::{App, Outcome, error_response, set_spin_headers};
+use crate::runtime::{App, Outcome, SpinHeaders, error_response, set_spin_headers};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -154,7 +154,9 @@ async fn route(
     if let Some(local) = local
         && local.ip().is_loopback()
         && let Some(host) = request.headers().get(http::header::HOST)
-        && !host.to_str().is_ok_and(is_loopback_name)
+        && !host
+            .to_str()
+            .is_ok_and(|h| is_loopback_name(h) || is_allowed_name(h, &app.limits.allowed_hosts))
     {
         return (
             error_response(
@@ -168,6 +170,10 @@ async fn route(
         );
     }
     let path = request.uri().path().to_string();
+    // Spin answers these itself, before any route.
+    if let Some(what) = path.strip_prefix("/.well-known/spin/") {
+        return (well_known(app, what), None);
+    }
     let Some((route, index, matched)) = app.router.find(&path) else {
         return (
             error_response(404, "not_found", "There is nothing at this address."),
@@ -235,11 +241,10 @@ async fn route(
     {
         parts.headers.insert(http::header::HOST, v);
     }
+    let client_addr = peer.to_string();
     set_spin_headers(
         &mut parts.headers,
-        &full_url,
-        Some((route, &matched)),
-        Some(&peer.to_string()),
+        &SpinHeaders::routed(&full_url, route, &matched, &client_addr),
     );
 
     let (response, outcome) = app
@@ -250,6 +255,44 @@ async fn route(
         eprintln!("{name}: request refused, all instance slots busy");
     }
     (response, Some(name))
+}
+
+/// `/.well-known/spin/health` (200, `OK`) and `/.well-known/spin/info` (the application's
+/// name and version), answered by the runtime for any method, as Spin does; anything else
+/// under the prefix is an empty 404.
+fn well_known(app: &App, what: &str) -> Response<HyperOutgoingBody> {
+    let (status, content_type, body) = match what {
+        "health" => (200, None, bytes::Bytes::from_static(b"OK")),
+        "info" => (
+            200,
+            Some("application/json"),
+            serde_json::to_vec_pretty(&app.info)
+                .map(bytes::Bytes::from)
+                .unwrap_or_default(),
+        ),
+        _ => (404, None, bytes::Bytes::new()),
+    };
+    let mut response = Response::new(
+        http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    response
+}
+
+/// Whether `host` (with or without a port) is one of the names `--allow-host` added.
+fn is_allowed_name(host: &str, allowed: &[String]) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
 /// Whether a `Host` header names this computer: `localhost`, a `*.localhost` name (browsers
@@ -293,9 +336,7 @@ pub async fn report_status(app: Arc<App>, route: String, listen: SocketAddr) {
         .unwrap_or_default();
     set_spin_headers(
         request.headers_mut(),
-        &full_url,
-        Some((matched_route, &matched)),
-        Some("127.0.0.1:0"),
+        &SpinHeaders::routed(&full_url, matched_route, &matched, "127.0.0.1:0"),
     );
     let (response, _) = app.clone().dispatch(index, request).await;
     let status = response.status();

@@ -2,6 +2,7 @@
 //! application's shared stores, reached through [`SpinView`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use wasmtime::component::{HasData, ResourceTable};
 
@@ -17,7 +18,7 @@ pub struct Grants {
     pub key_value_stores: Vec<String>,
     pub sqlite_databases: Vec<String>,
     pub variables: HashMap<String, String>,
-    pub allowed_outbound_hosts: AllowedHosts,
+    pub allowed_outbound_hosts: Arc<AllowedHosts>,
     pub environment: Vec<(String, String)>,
 }
 

@@ -56,6 +56,7 @@ impl Databases {
                 "default".into(),
                 SqliteBackend::Spin {
                     path: Some(state_dir.join("sqlite_db.db")),
+                    allow_attach_file: false,
                 },
             ));
         }
@@ -63,10 +64,11 @@ impl Databases {
             let database = match backend {
                 // As Spin's: no journal mode or foreign-key setting of the runtime's own; the
                 // application sets what it relies on.
-                SqliteBackend::Spin { path: Some(path) } => {
-                    Database::File(Arc::new(Pool::open(&path, false)?))
-                }
-                SqliteBackend::Spin { path: None } => bail!(
+                SqliteBackend::Spin {
+                    path: Some(path),
+                    allow_attach_file,
+                } => Database::File(Arc::new(Pool::open(&path, false, !allow_attach_file)?)),
+                SqliteBackend::Spin { path: None, .. } => bail!(
                     "sqlite_database.{label}: a database with no path is kept in memory by Spin, which this runtime does not do; give it a path"
                 ),
                 SqliteBackend::LibSql { url, token } => Database::LibSql(Box::new(Remote {

@@ -13,6 +13,8 @@ pub struct Pool {
     /// Whether this runtime sets the write-ahead log itself (its own key-value files); an
     /// application's database is left as the application sets it, as Spin does.
     wal: bool,
+    /// Whether `ATTACH` of another file is refused (Spin's default for a database).
+    deny_attach: bool,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -26,7 +28,7 @@ impl Pool {
     }
 
     /// Opens the file (creating it and its directory) and checks that it is usable.
-    pub fn open(path: &Path, wal: bool) -> Result<Self> {
+    pub fn open(path: &Path, wal: bool, deny_attach: bool) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create state directory {}", dir.display()))?;
@@ -34,6 +36,7 @@ impl Pool {
         let pool = Self {
             path: path.to_path_buf(),
             wal,
+            deny_attach,
             idle: Mutex::new(Vec::new()),
         };
         let conn = pool.connect()?;
@@ -47,6 +50,20 @@ impl Pool {
         // No busy handler: it would sleep in the worker thread while the writer it waits for
         // may need that thread. `retrying` waits asynchronously instead.
         conn.busy_timeout(Duration::ZERO)?;
+        if self.deny_attach {
+            // As Spin: a database may not attach another file (only a temporary or in-memory
+            // one); the statement fails with "not authorized".
+            conn.authorizer(Some(|ctx: rusqlite::hooks::AuthContext<'_>| {
+                match ctx.action {
+                    rusqlite::hooks::AuthAction::Attach { filename }
+                        if !filename.is_empty() && filename != ":memory:" =>
+                    {
+                        rusqlite::hooks::Authorization::Deny
+                    }
+                    _ => rusqlite::hooks::Authorization::Allow,
+                }
+            }));
+        }
         if self.wal {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -21,43 +21,202 @@ fn the_most_specific_route_wins() {
 }
 
 #[test]
-fn spin_headers_describe_the_match_and_cannot_be_forged() {
+fn variables_come_from_files_and_a_dot_env_as_in_spin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("greeting.txt"), "from a file").unwrap();
+    std::fs::write(dir.path().join("vars.json"), r#"{"from_cli": "from json"}"#).unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "SPIN_VARIABLE_FROM_ENV=\"from dot env\"\nOTHER=ignored\n",
+    )
+    .unwrap();
+    let app = Up::probe()
+        .arg("--variable")
+        .arg(format!(
+            "greeting=@{}",
+            dir.path().join("greeting.txt").display()
+        ))
+        .arg("--variable")
+        .arg(format!("@{}", dir.path().join("vars.json").display()))
+        .start_in(dir.path())
+        .unwrap();
+    assert_eq!(app.get("/probe/var/greeting").body, "from a file, world");
+    assert_eq!(app.get("/probe/var/from_cli").body, "from json");
+    assert_eq!(app.get("/probe/var/from_env").body, "from dot env");
+    // The process environment beats the .env file.
+    let app = Up::probe()
+        .env("SPIN_VARIABLE_FROM_ENV", "from the environment")
+        .start_in(dir.path())
+        .unwrap();
+    assert_eq!(app.get("/probe/var/from_env").body, "from the environment");
+}
+
+/// The spin-* headers a request to `path` carried, one `name: value` a line.
+fn spin_headers(app: &caseport_tests::Server, path: &str, forged: &[(&str, &str)]) -> Vec<String> {
+    let r = app.get_with(path, forged);
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.body.lines().map(str::to_string).collect()
+}
+
+fn has(lines: &[String], line: &str) -> bool {
+    lines.iter().any(|l| l == line)
+}
+
+#[test]
+fn spin_headers_are_spins_and_a_client_cannot_forge_what_components_read() {
     let app = Up::probe().start().unwrap();
-    let r = app.get_with(
+    // Spin neither drops nor replaces a client's spin-* header: it adds its own after it,
+    // and spin-sdk (as Caseport's components use it) reads the last value, the runtime's.
+    let lines = spin_headers(
+        &app,
         "/items/42/headers?q=1",
         &[
             ("spin-path-match-id", "forged"),
             ("spin-client-addr", "6.6.6.6:1"),
+            ("spin-full-url", "http://evil.example/"),
         ],
     );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let lines: Vec<&str> = r.body.lines().collect();
-    assert!(lines.contains(&"spin-path-match-id: 42"), "{lines:?}");
-    assert!(lines.contains(&"spin-path-info: /headers"), "{lines:?}");
-    assert!(
-        lines.contains(&"spin-matched-route: /items/:id/..."),
-        "{lines:?}"
-    );
-    assert!(
-        lines.contains(&"spin-component-route: /items/:id"),
-        "{lines:?}"
-    );
-    assert!(
-        lines
-            .contains(&format!("spin-full-url: http://{}/items/42/headers?q=1", app.base).as_str()),
-        "{lines:?}"
-    );
+    for expected in [
+        "spin-path-match-id: 42".to_string(),
+        "spin-path-info: /headers".to_string(),
+        "spin-matched-route: /items/:id/...".to_string(),
+        "spin-raw-component-route: /items/:id/...".to_string(),
+        "spin-component-route: /items/:id".to_string(),
+        "spin-base-path: /".to_string(),
+        format!("spin-full-url: http://{}/items/42/headers?q=1", app.base),
+    ] {
+        assert!(has(&lines, &expected), "{expected} not in {lines:?}");
+    }
     assert!(
         lines
             .iter()
             .any(|l| l.starts_with("spin-client-addr: 127.0.0.1:")),
         "{lines:?}"
     );
+    let all = lines.join("\n");
     assert!(
-        !r.body.contains("forged") && !r.body.contains("6.6.6.6"),
-        "{}",
-        r.body
+        !all.contains("forged") && !all.contains("6.6.6.6") && !all.contains("evil"),
+        "{all}"
     );
+
+    // The root of a `/...` route: path info `/`, an empty component route.
+    let root = spin_headers(&app, "/?headers", &[]);
+    for expected in [
+        "spin-path-info: /",
+        "spin-matched-route: /...",
+        "spin-component-route: ",
+    ] {
+        assert!(has(&root, expected), "{expected} not in {root:?}");
+    }
+    // `:name.ext`: the parameter stops at the dot; `_` in its name is `-` in the header.
+    let file = spin_headers(&app, "/files/report.txt?headers", &[]);
+    assert!(has(&file, "spin-path-match-file-name: report"), "{file:?}");
+    assert!(
+        has(&file, "spin-matched-route: /files/:file_name.txt"),
+        "{file:?}"
+    );
+    // `/x/*` is a trailing wildcard, reported as written.
+    let star = spin_headers(&app, "/star/a/b/?headers", &[]);
+    assert!(has(&star, "spin-path-info: /a/b/"), "{star:?}");
+    assert!(has(&star, "spin-component-route: /star/*"), "{star:?}");
+}
+
+#[test]
+fn empty_path_segments_are_kept_as_spin_keeps_them() {
+    let app = Up::probe().start().unwrap();
+    let who = |path: &str| {
+        let r = app.get(path);
+        (r.header("x-probe-component").map(str::to_string), r.body)
+    };
+    // `/probe//whoami` is not the exact route `/probe/whoami`: the wildcard takes it.
+    assert_eq!(who("/probe/whoami").0.as_deref(), Some("exact"));
+    assert_eq!(who("/probe//whoami").0.as_deref(), Some("probe"));
+    // Slashes around the path are ignored.
+    assert_eq!(who("//probe/whoami/").0.as_deref(), Some("exact"));
+    let lines = spin_headers(&app, "/probe//headers", &[]);
+    assert!(has(&lines, "spin-path-info: //headers"), "{lines:?}");
+}
+
+#[test]
+fn the_runtime_answers_spins_well_known_paths_itself() {
+    let app = Up::probe().start().unwrap();
+    let health = app.get("/.well-known/spin/health");
+    assert_eq!((health.status, health.body.as_str()), (200, "OK"));
+    assert!(
+        health.header("x-probe-component").is_none(),
+        "the app never sees it"
+    );
+    let info = app.get("/.well-known/spin/info");
+    assert_eq!(info.status, 200);
+    assert_eq!(info.header("content-type"), Some("application/json"));
+    assert_eq!(info.json()["name"], "probe");
+    let other = app.get("/.well-known/spin/other");
+    assert_eq!((other.status, other.body.as_str()), (404, ""));
+    // Without the trailing part it is an ordinary path of the app.
+    assert_eq!(
+        app.get("/.well-known/spin").header("x-probe-component"),
+        Some("fallback")
+    );
+}
+
+#[test]
+fn sockets_reach_only_what_allowed_outbound_hosts_names() {
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in echo.incoming().flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 4];
+            use std::io::{Read, Write};
+            if s.read_exact(&mut buf).is_ok() {
+                let _ = s.write_all(&buf);
+            }
+        }
+    });
+    // tcp://127.0.0.0/24:PORT..PORT+1 (a network, and a range whose end is excluded).
+    let app = Up::probe()
+        .variable("tcp_ports", &format!("{port}..{}", port + 1))
+        .start()
+        .unwrap();
+    let ok = app.get(&format!("/probe/tcp?addr=127.0.0.1:{port}"));
+    assert_eq!((ok.status, ok.body.as_str()), (200, "echo: ping"));
+    let other_port = app.get(&format!("/probe/tcp?addr=127.0.0.1:{}", port + 1));
+    assert_eq!(
+        (other_port.status, other_port.body.as_str()),
+        (502, "PermissionDenied")
+    );
+    let other_network = app.get(&format!("/probe/tcp?addr=127.0.1.1:{port}"));
+    assert_eq!(other_network.body, "PermissionDenied");
+    // A component with no grant has no sockets at all.
+    let none = app.get(&format!("/tcp?addr=127.0.0.1:{port}"));
+    assert_eq!(none.body, "PermissionDenied");
+}
+
+#[test]
+fn a_component_may_not_attach_another_database_file() {
+    let app = Up::probe().start().unwrap();
+    let r = app.get("/probe/attach");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("not authorized"), "{}", r.body);
+}
+
+#[test]
+fn self_requests_and_untriggered_components_are_as_in_spin() {
+    let app = Up::probe().start().unwrap();
+    // A relative URL goes to the application itself (allowed by http://self).
+    let own = app.get("/probe/outbound?url=/probe/whoami");
+    assert_eq!((own.status, own.body.as_str()), (200, "200 exact"));
+    // The fallback component has no such grant.
+    let refused = app.get("/outbound?url=/probe/whoami");
+    assert!(
+        refused.body.contains("HttpRequestDenied"),
+        "{}",
+        refused.body
+    );
+    // A component no trigger names is not a chaining destination, even when granted.
+    let untriggered = app.get("/probe/outbound?url=http://untriggered.spin.internal/whoami");
+    assert_eq!(untriggered.status, 502, "{}", untriggered.body);
+    assert!(app.wait_for_output("unknown routing destination 'untriggered'"));
 }
 
 #[test]
@@ -206,6 +365,24 @@ fn service_chaining_reaches_a_private_component_in_process() {
         (chained.status, chained.body.as_str()),
         (200, "200 private")
     );
+    // The chained request's spin-* headers are Spin's: no Host, so the URL names localhost;
+    // the synthetic `/...` route with the whole path as path info; the unspecified client.
+    let headers = app.get("/probe/outbound?url=http://private.spin.internal/deep/path?headers");
+    assert_eq!(headers.status, 200, "{}", headers.body);
+    for line in [
+        "spin-full-url: http://localhost/deep/path?headers",
+        "spin-path-info: /deep/path",
+        "spin-matched-route: /...",
+        "spin-raw-component-route: /...",
+        "spin-component-route: ",
+        "spin-client-addr: 0.0.0.0:0",
+    ] {
+        assert!(
+            headers.body.lines().any(|l| l.ends_with(line) || l == line),
+            "{line} not in {}",
+            headers.body
+        );
+    }
     // Chaining is outbound HTTP too: without the grant it is refused.
     let refused = app.get("/outbound?url=http://private.spin.internal/whoami");
     assert!(
@@ -461,4 +638,43 @@ fn compiled_components_are_cached_on_disk() {
         .unwrap();
     assert_eq!(second.get("/probe/whoami").status, 200);
     assert_eq!(cached(), 1);
+}
+
+#[test]
+fn core_wasm_modules_are_made_components_as_spin_makes_them() {
+    let app = Up {
+        manifest: Some(caseport_tests::core_manifest()),
+        ..Up::default()
+    }
+    .start()
+    .unwrap();
+    // Built for wasm32-wasip1: its WASI preview 1 imports (here standard output) adapted.
+    let r = app.get("/wasip1/there");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        "greeting=hello from a core module stored=/wasip1/there"
+    );
+    assert!(app.wait_for_output("core module answered /wasip1/there"));
+}
+
+#[test]
+fn a_core_module_without_a_component_type_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // The smallest core module: no component type, as Spin 1's modules.
+    std::fs::write(dir.path().join("old.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"old\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"old\"\n[component.old]\nsource = \"old.wasm\"\n",
+    )
+    .unwrap();
+    let (status, output) = Up {
+        manifest: Some(dir.path().join("spin.toml")),
+        ..Up::default()
+    }
+    .fail("127.0.0.1:0")
+    .unwrap();
+    assert!(!status.success());
+    assert!(output.contains("spin-sdk 2 or later"), "{output}");
+    assert!(output.contains("old"), "{output}");
 }

@@ -2,7 +2,7 @@
 //! may take over an account, access that outlives its reason, and the front door under abuse.
 
 use caseport_tests::demo::{ADMIN, CASEY, ROBIN};
-use caseport_tests::{Reply, Server, Staff, demo_app};
+use caseport_tests::{Reply, Server, Staff, Up, demo_app};
 use serde_json::{Value, json};
 
 fn mailbox(app: &Server) -> Vec<Value> {
@@ -277,4 +277,18 @@ fn names_that_could_pass_for_someone_else_are_refused() {
         version,
         "nothing changed"
     );
+}
+
+#[test]
+fn a_loopback_server_answers_other_host_names_only_when_allowed() {
+    let raw = |app: &Server| {
+        app.raw(b"GET /api/status HTTP/1.1\r\nHost: clinic.test\r\nConnection: close\r\n\r\n")
+    };
+    let app = caseport_tests::demo_app();
+    assert!(raw(&app).starts_with("HTTP/1.1 403"), "{}", raw(&app));
+    let app = Up::local()
+        .args(["--allow-host", "clinic.test"])
+        .start()
+        .unwrap();
+    assert!(raw(&app).starts_with("HTTP/1.1 200"), "{}", raw(&app));
 }

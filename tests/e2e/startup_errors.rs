@@ -166,3 +166,45 @@ fn a_store_no_runtime_config_defines_is_refused_until_one_does() {
     let app = up.runtime_config(&config).start().unwrap();
     assert!(app.wait_for_output("Serving x"));
 }
+
+#[test]
+fn identifiers_and_variables_follow_spins_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |variables: &str, id: &str| {
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n[variables]\n{variables}\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"{id}\"\n[component.{id}]\nsource = \"c.wasm\"\n"
+        )
+    };
+    for (variables, id, expected) in [
+        (
+            "api_key = { default = \"k\" }",
+            "bad_id",
+            "invalid component id \"bad_id\": words must be separated with '-', not '_'",
+        ),
+        (
+            "api_key = { default = \"k\" }",
+            "api-2",
+            "'-'-separated words must start with an ASCII letter; got '2'",
+        ),
+        (
+            "a__b = { default = \"k\" }",
+            "web",
+            "'_'-separated words must not be empty",
+        ),
+        ("key_1 = { default = \"k\" }", "web", "got '1'"),
+        (
+            "api_key = {}",
+            "web",
+            "must be `required` OR have a `default`",
+        ),
+    ] {
+        let up = Up {
+            manifest: Some(manifest_in(dir.path(), &manifest(variables, id))),
+            ..Up::default()
+        };
+        let (status, output) = up.fail("127.0.0.1:0").unwrap();
+        assert!(!status.success());
+        let line = error_line(&output);
+        assert!(line.contains(expected), "{variables} / {id}: {line}");
+    }
+}

@@ -30,6 +30,11 @@ pub fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The application whose components are core wasm modules.
+pub fn core_manifest() -> PathBuf {
+    root().join("tests/fixtures/core/spin.toml")
+}
+
 /// The test probe application's manifest.
 pub fn probe_manifest() -> PathBuf {
     root().join("tests/fixtures/probe/spin.toml")
@@ -61,7 +66,15 @@ pub fn caseport_binary() -> &'static Path {
         let binary = root().join("target/release/caseport");
         // `caseport build` is `spin build`: it installs the wasm32-wasip2 target that
         // rust-toolchain.toml names (cargo does not), then runs each build command.
-        for manifest in [root().join("spin.toml"), probe_manifest()] {
+        // The core-module test component needs one more target, which only the tests use
+        // (rust-toolchain.toml names only what the application needs).
+        let mut targets = Command::new("rustup");
+        targets
+            .args(["target", "add", "wasm32-wasip1"])
+            .current_dir(root())
+            .stdout(Stdio::null());
+        run(targets, "rustup target add (for tests/core-module)")?;
+        for manifest in [root().join("spin.toml"), probe_manifest(), core_manifest()] {
             let mut build = Command::new(&binary);
             build.arg("build").arg("--from").arg(&manifest);
             run(build, &format!("the components of {}", manifest.display()))?;
@@ -81,6 +94,8 @@ pub struct Up {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub state_dir: Option<PathBuf>,
+    /// The working directory (where a `.env` file is read); the test's own by default.
+    pub cwd: Option<PathBuf>,
 }
 
 impl Up {
@@ -150,18 +165,28 @@ impl Up {
             .arg("--state-dir")
             .arg(state)
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_LOG")
+            .env_remove("SPIN_HTTP_LISTEN_ADDR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("XDG_CACHE_HOME", root().join("target/test-cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(dir) = &self.cwd {
+            c.current_dir(dir);
+        }
         c
     }
 
     /// Starts the server and waits until it listens.
     pub fn start(self) -> Result<Server> {
         self.launch("127.0.0.1:0", false)
+    }
+
+    /// Starts the server with `dir` as its working directory.
+    pub fn start_in(mut self, dir: &Path) -> Result<Server> {
+        self.cwd = Some(dir.to_path_buf());
+        self.start()
     }
 
     /// Starts the server alone in a private network namespace (`unshare --net`, as root),

@@ -12,6 +12,7 @@ use caseport_tests::{Up, caseport_binary, root};
 const LOAD_SECONDS: u64 = 5;
 const START_RUNS: usize = 5;
 
+mod conformance;
 mod shared;
 
 fn main() -> Result<()> {
@@ -20,10 +21,11 @@ fn main() -> Result<()> {
         Some("bench-scale") => scale_section(),
         Some("bench-reset") => reset_section(),
         Some("bench-shared") => shared::section(),
+        Some("conformance") => conformance::section(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz_section(),
         Some("flood") => flood_section(),
         _ => bail!(
-            "usage: cargo xtask bench | bench-scale | bench-reset | bench-shared | fuzz | flood"
+            "usage: cargo xtask bench | bench-scale | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
         ),
     }
 }

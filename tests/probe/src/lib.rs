@@ -46,16 +46,14 @@ fn answer(req: &Request, component: &str) -> Response {
     if segments.last() == Some(&"whoami") {
         return text(200, component.to_string());
     }
+    // `?headers` on any path: the spin-* headers of the request.
+    if req.query() == "headers" {
+        return spin_headers(req);
+    }
     match (req.method(), segments.as_slice()) {
-        (Method::Get, ["headers"]) => {
-            let mut lines: Vec<String> = req
-                .headers()
-                .filter(|(k, _)| k.starts_with("spin-"))
-                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
-                .collect();
-            lines.sort();
-            text(200, lines.join("\n"))
-        }
+        (Method::Get, ["headers"]) => spin_headers(req),
+        (Method::Get, ["tcp"]) => tcp_echo(req.query()),
+        (Method::Get, ["attach"]) => attach(),
         (Method::Get, ["kv", key]) => match key_value::Store::open_default() {
             Ok(store) => match store.get(key) {
                 Ok(Some(v)) => text(200, String::from_utf8_lossy(&v)),
@@ -85,6 +83,48 @@ fn answer(req: &Request, component: &str) -> Response {
         (Method::Get, ["loop"]) => spin_forever(),
         (Method::Get, ["alloc"]) => allocate_forever(),
         _ => text(404, format!("{component}: nothing at {path}")),
+    }
+}
+
+/// The request's spin-* headers, one `name: value` a line, sorted. spin-sdk's `Request` keeps
+/// the last value of a repeated header: the runtime's, when a client sent one too.
+fn spin_headers(req: &Request) -> Response {
+    let mut lines: Vec<String> = req
+        .headers()
+        .filter(|(k, _)| k.starts_with("spin-"))
+        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+        .collect();
+    lines.sort();
+    text(200, lines.join("\n"))
+}
+
+/// Connects to `?addr=IP:PORT` over TCP (wasi:sockets, through Rust's standard library),
+/// sends `ping` and answers what came back.
+fn tcp_echo(query: &str) -> Response {
+    use std::io::{Read, Write};
+    let Some(addr) = query.strip_prefix("addr=") else {
+        return text(400, "pass ?addr=IP:PORT");
+    };
+    let addr = addr.replace("%3A", ":");
+    let exchanged = std::net::TcpStream::connect(addr.as_str()).and_then(|mut s| {
+        s.write_all(b"ping")?;
+        let mut back = [0u8; 4];
+        s.read_exact(&mut back)?;
+        Ok(back)
+    });
+    match exchanged {
+        Ok(back) => text(200, format!("echo: {}", String::from_utf8_lossy(&back))),
+        Err(e) => text(502, format!("{:?}", e.kind())),
+    }
+}
+
+/// Tries to attach another database file, which Spin refuses.
+fn attach() -> Response {
+    let attached = sqlite::Connection::open_default()
+        .and_then(|db| db.execute("ATTACH DATABASE 'elsewhere.db' AS elsewhere", &[]));
+    match attached {
+        Ok(_) => text(200, "attached"),
+        Err(e) => text(403, format!("{e:?}")),
     }
 }
 
