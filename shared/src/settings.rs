@@ -150,7 +150,7 @@ impl Settings {
             clinic_timezone: match get("clinic_timezone").map(|t| t.trim().to_string()) {
                 None => jiff::tz::TimeZone::UTC,
                 Some(t) if t.is_empty() => jiff::tz::TimeZone::UTC,
-                Some(t) => jiff::tz::TimeZone::get(&t).map_err(|_| {
+                Some(t) => crate::zones::get(&t).ok_or_else(|| {
                     SettingError::new(
                         "clinic_timezone",
                         format!("= {t:?} is not a time zone name such as America/Chicago"),

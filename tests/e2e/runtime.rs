@@ -641,6 +641,41 @@ fn compiled_components_are_cached_on_disk() {
 }
 
 #[test]
+fn a_cold_start_serves_the_first_page_then_compiles_the_rest() {
+    // An empty compile cache: only the component that answers `/` is compiled before the
+    // server answers; a request to another one waits until it is compiled, then succeeds.
+    let cache = tempfile::tempdir().unwrap();
+    let app = Up::local()
+        .arg("--cache-dir")
+        .arg(cache.path().to_string_lossy())
+        .start()
+        .unwrap();
+    let page = app.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<html"), "{}", page.body);
+    let staff = caseport_tests::demo::CASEY;
+    let cookie = app.sign_in("staff", staff.0, staff.1);
+    let r = app.call("GET", "/api/caseload", None, &[("cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Every component ends up compiled and cached (web, login, caseload, client-info,
+    // reset-and-send, dev-mailbox: six files).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let cached = std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .count();
+        if cached == 6 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cached} cached");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(app.get("/dev/mailbox/api/messages").status, 200);
+}
+
+#[test]
 fn core_wasm_modules_are_made_components_as_spin_makes_them() {
     let app = Up {
         manifest: Some(caseport_tests::core_manifest()),

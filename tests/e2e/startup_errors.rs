@@ -78,6 +78,41 @@ fn a_missing_wasm_file_names_the_component_and_the_build() {
 }
 
 #[test]
+fn a_component_that_is_not_wasm_is_refused_before_serving() {
+    // Only the component for `/` is compiled before serving; every other one is still read
+    // and checked first, so a broken file stops the start, not a later request.
+    let dir = tempfile::tempdir().unwrap();
+    let web = std::fs::canonicalize(
+        caseport_tests::root().join("target/wasm32-wasip2/wasm/caseport_web.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.wasm"),
+        b"\0asm\x0d\0\x01\0 and then garbage",
+    )
+    .unwrap();
+    let path = manifest_in(
+        dir.path(),
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"web\"\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"api\"\n[component.web]\nsource = {:?}\n[component.api]\nsource = \"broken.wasm\"\n",
+            web.display().to_string()
+        ),
+    );
+    let up = Up {
+        manifest: Some(path),
+        ..Up::default()
+    };
+    let (status, output) = up.fail("127.0.0.1:0").unwrap();
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(
+        line.contains("component.api.source = \"broken.wasm\""),
+        "{line}"
+    );
+    assert!(line.contains("not a valid wasm component"), "{line}");
+}
+
+#[test]
 fn an_unknown_variable_is_refused() {
     let (status, output) = Up::probe()
         .variable("no_such_thing", "1")

@@ -96,6 +96,9 @@ pub struct Up {
     pub state_dir: Option<PathBuf>,
     /// The working directory (where a `.env` file is read); the test's own by default.
     pub cwd: Option<PathBuf>,
+    /// Where its output goes instead of being captured (as an operator's log file would be):
+    /// for benchmarks, whose numbers must not include this process reading the request log.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Up {
@@ -169,12 +172,21 @@ impl Up {
             .env_remove("SPIN_HTTP_LISTEN_ADDR")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("XDG_CACHE_HOME", root().join("target/test-cache"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(Stdio::null());
+        match self.log_file.as_ref().map(std::fs::File::create) {
+            Some(Ok(file)) => {
+                let copy = file.try_clone().map_or(Stdio::null(), Stdio::from);
+                c.stdout(file).stderr(copy);
+            }
+            Some(Err(e)) => panic!("cannot create the log file: {e}"),
+            None => {
+                c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+        }
         if let Some(dir) = &self.cwd {
             c.current_dir(dir);
         }
+        die_with_parent(&mut c);
         c
     }
 
@@ -209,9 +221,13 @@ impl Up {
         }
         let mut child = command.spawn()?;
         let output = Output::capture(&mut child);
+        let logged = || match &self.log_file {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => output.text(),
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Some(base) = output.find_map(|line| {
+            if let Some(base) = logged().lines().find_map(|line| {
                 line.strip_prefix("Serving ")
                     .and_then(|rest| rest.split(" at http://").nth(1))
                     .map(str::to_string)
@@ -226,11 +242,11 @@ impl Up {
             }
             if let Some(status) = child.try_wait()? {
                 output.wait_closed();
-                bail!("caseport up exited with {status}:\n{}", output.text());
+                bail!("caseport up exited with {status}:\n{}", logged());
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                bail!("caseport up did not start in time:\n{}", output.text());
+                bail!("caseport up did not start in time:\n{}", logged());
             }
             thread::sleep(Duration::from_millis(2));
         }
@@ -259,6 +275,22 @@ impl Up {
     }
 }
 
+/// Makes the child get SIGKILL when the thread that started it ends, so that a test run that
+/// is itself killed (a timeout, Ctrl-C) leaves no server behind. Servers are started and
+/// dropped by the test's own thread.
+pub(crate) fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
+    // which is async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// The address that is not loopback in the private network of [`Up::start_isolated`].
 pub const ISOLATED_IP: &str = "10.77.0.1";
 
@@ -279,6 +311,7 @@ fn in_private_network(command: &Command) -> Result<Command> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    die_with_parent(&mut c);
     for (k, v) in command.get_envs() {
         match v {
             Some(v) => c.env(k, v),
@@ -332,10 +365,6 @@ impl Output {
         while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    fn find_map<T>(&self, f: impl Fn(&str) -> Option<T>) -> Option<T> {
-        self.lines.lock().ok()?.iter().find_map(|l| f(l))
     }
 
     /// Everything printed so far.

@@ -49,7 +49,9 @@ impl Redis {
             .context("redis-server is not installed: apt-get install redis-server")?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        crate::die_with_parent(&mut command);
+        let mut child = command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
                 "--save",
@@ -156,7 +158,9 @@ impl Sqld {
         let exe = sqld_binary()?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        crate::die_with_parent(&mut command);
+        let mut child = command
             .arg("--db-path")
             .arg(dir.path().join("data.sqld"))
             .arg("--http-listen-addr")

@@ -7,13 +7,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use caseport_tests::demo::CASEY;
 use caseport_tests::{Up, caseport_binary, root};
 
 const LOAD_SECONDS: u64 = 5;
 const START_RUNS: usize = 5;
 
 mod conformance;
+mod http_load;
 mod shared;
+mod speed;
 
 fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
@@ -21,11 +24,17 @@ fn main() -> Result<()> {
         Some("bench-scale") => scale_section(),
         Some("bench-reset") => reset_section(),
         Some("bench-shared") => shared::section(),
+        Some("bench-speed") => speed::section(),
+        Some("bench-argon2") => argon2_section(),
+        Some("bench-start") => start_section(caseport_binary()),
+        // Load an already running server: `cargo xtask load ADDR PATH CONNECTIONS SECONDS
+        // [HEADER: VALUE]` (for profiling).
+        Some("load") => speed::load_only(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("conformance") => conformance::section(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz_section(),
         Some("flood") => flood_section(),
         _ => bail!(
-            "usage: cargo xtask bench | bench-scale | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
+            "usage: cargo xtask bench | bench-start | bench-speed | bench-argon2 | bench-scale | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
         ),
     }
 }
@@ -41,6 +50,18 @@ fn bench() -> Result<()> {
             .unwrap_or(1)
     );
 
+    start_section(binary)?;
+    speed::section()?;
+    sign_in_section()?;
+    reset_section()?;
+    argon2_section()?;
+    scale_section()?;
+    Ok(())
+}
+
+/// Component sizes, time to the first page and the first sign-in after a start, and
+/// instantiation per request.
+fn start_section(binary: &std::path::Path) -> Result<()> {
     println!("## Component sizes\n\n| component | size (KiB) |\n|---|---:|");
     let wasm_dir = root().join("target/wasm32-wasip2/wasm");
     for name in [
@@ -61,9 +82,11 @@ fn bench() -> Result<()> {
 
     println!("\n## Time to first response after start\n");
     println!(
-        "Median of {START_RUNS} starts: process start, manifest, compile or cache load, first `GET /`.\n"
+        "Median of {START_RUNS} starts with demo data, timed from process start: the first `GET /` (only `web` is compiled before it), then the first sign-in (which waits for `login`, compiled in the background).\n"
     );
-    println!("| start | median (ms) | min (ms) | max (ms) |\n|---|---:|---:|---:|");
+    println!(
+        "| start | first page, median (ms) | min | max | first sign-in, median (ms) | min | max |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
     let cache = tempfile::tempdir()?;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
@@ -72,17 +95,25 @@ fn bench() -> Result<()> {
         cold.push(first_response(cache.path())?);
         warm.push(first_response(cache.path())?);
     }
-    for (label, mut runs) in [
+    for (label, runs) in [
         ("cold (empty compile cache)", cold),
         ("warm (compile cache)", warm),
     ] {
-        runs.sort();
-        println!(
-            "| {label} | {:.0} | {:.0} | {:.0} |",
-            ms(runs[runs.len() / 2]),
-            ms(runs[0]),
-            ms(runs[runs.len() - 1])
-        );
+        let mut cells = String::new();
+        for pick in [
+            |r: &(Duration, Duration)| r.0,
+            |r: &(Duration, Duration)| r.1,
+        ] {
+            let mut times: Vec<Duration> = runs.iter().map(pick).collect();
+            times.sort();
+            cells.push_str(&format!(
+                " {:.0} | {:.0} | {:.0} |",
+                ms(times[times.len() / 2]),
+                ms(times[0]),
+                ms(times[times.len() - 1])
+            ));
+        }
+        println!("| {label} |{cells}");
     }
 
     println!("\n## Instantiation per request\n");
@@ -108,28 +139,6 @@ fn bench() -> Result<()> {
         }
     }
 
-    println!("\n## Static GET / through `caseport up`\n");
-    println!("Keep-alive connections, {LOAD_SECONDS} s per row, client on the same machine.\n");
-    println!(
-        "| connections | requests/s | p50 (ms) | p99 (ms) | errors |\n|---:|---:|---:|---:|---:|"
-    );
-    let app = Up::caseport().start()?;
-    for connections in [1usize, 32] {
-        let (count, mut latencies, errors) = load(&[app.url("/")], &[], connections)?;
-        latencies.sort();
-        let pick = |q: f64| ms(latencies[((latencies.len() - 1) as f64 * q) as usize]);
-        println!(
-            "| {connections} | {:.0} | {:.2} | {:.2} | {errors} |",
-            count as f64 / LOAD_SECONDS as f64,
-            pick(0.5),
-            pick(0.99)
-        );
-    }
-    drop(app);
-    sign_in_section()?;
-    reset_section()?;
-    argon2_section()?;
-    scale_section()?;
     Ok(())
 }
 
@@ -149,9 +158,10 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn first_response(cache: &std::path::Path) -> Result<Duration> {
+/// From process start to the first page, and to the first sign-in after it.
+fn first_response(cache: &std::path::Path) -> Result<(Duration, Duration)> {
     let started = Instant::now();
-    let app = Up::caseport()
+    let app = Up::local()
         .arg("--cache-dir")
         .arg(cache.to_string_lossy())
         .start()?;
@@ -159,7 +169,9 @@ fn first_response(cache: &std::path::Path) -> Result<Duration> {
     if r.status != 200 {
         bail!("GET / answered {}", r.status);
     }
-    Ok(started.elapsed())
+    let page = started.elapsed();
+    app.sign_in("staff", CASEY.0, CASEY.1);
+    Ok((page, started.elapsed()))
 }
 
 /// Runs `connections` clients, each GETting one of `urls` in turn (spreading them evenly)
@@ -288,8 +300,11 @@ fn sign_in_section() -> Result<()> {
 
 fn argon2_section() -> Result<()> {
     println!("\n## argon2id (19 MiB, t=2, p=1): wasm against native\n");
-    println!("The same `caseport_shared::passwords::hash`, five hashes each; median.\n");
+    println!(
+        "The same `caseport_shared::passwords::hash`, five hashes each after one to warm up; median.\n"
+    );
     let mut native = Vec::new();
+    caseport_shared::passwords::hash("a warm-up passphrase").map_err(|e| anyhow::anyhow!("{e}"))?;
     for _ in 0..5 {
         let started = Instant::now();
         caseport_shared::passwords::hash("a benchmark passphrase of some length")
@@ -635,7 +650,7 @@ fn timed(
 
 fn reset_section() -> Result<()> {
     use caseport_tests::Staff;
-    use caseport_tests::demo::{ADMIN, CASEY};
+    use caseport_tests::demo::ADMIN;
     use caseport_tests::fake_mail::{FakeMail, Kind};
     const CALLS: usize = 30;
     println!("\n## Reset and Send New through the `reset-and-send` component\n");
@@ -644,7 +659,7 @@ fn reset_section() -> Result<()> {
     );
     println!("| case | p50 (ms) | p99 (ms) | CPU per call (ms) |\n|---|---:|---:|---:|");
     let fake = FakeMail::start(Kind::Postmark, "bench-token")?;
-    let local = Up::caseport().variable("demo_data", "true").start()?;
+    let local = Up::local().start()?;
     let hosted = Up::caseport()
         .variable("demo_data", "true")
         .variable("mail_provider", "postmark")

@@ -67,10 +67,16 @@ impl SpinDb {
         let Ok(fresh) = sqlite::Connection::open_default() else {
             return;
         };
-        for (sql, required) in schema::CONNECTION_SETTINGS {
-            if fresh.execute(sql, &[]).is_err() && required {
-                return;
-            }
+        let configured = schema::configure_with(|sql| {
+            fresh.execute(sql, &[]).map(|answer| {
+                match answer.rows.first().and_then(|row| row.values.first()) {
+                    Some(sqlite::Value::Integer(i)) => Some(*i),
+                    _ => None,
+                }
+            })
+        });
+        if configured.is_err() {
+            return;
         }
         *self.conn.borrow_mut() = fresh;
         self.in_transaction.set(false);
