@@ -274,7 +274,7 @@ fn async_runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn up(args: UpArgs) -> Result<()> {
-    let (manifest, resolver) = args.app.load()?;
+    let (manifest, mut resolver) = args.app.load()?;
     let limits = Limits {
         memory_bytes: args.memory_limit_mib << 20,
         request_timeout: seconds("request-timeout", args.request_timeout)?,
@@ -313,6 +313,14 @@ fn up(args: UpArgs) -> Result<()> {
     async_runtime()?.block_on(async move {
         let listener = server::bind(args.listen).await?;
         let addr = listener.local_addr()?;
+        if let Some(name) = &manifest.own_url_variable {
+            let url = own_url(addr);
+            if resolver.default_to(name, url.clone()) {
+                eprintln!(
+                    "Links in emails point to {url} (variable {name}); set --variable {name}=URL for another address"
+                );
+            }
+        }
         let app = App::load(&manifest, &resolver, &dirs, &runtime_config, limits)?;
         app.set_local_addr(addr);
         for line in app.storage_summary() {
@@ -332,6 +340,16 @@ fn up(args: UpArgs) -> Result<()> {
         }
         server::serve(app, listener).await
     })
+}
+
+/// The address people on this computer reach a listener at: its own, or `localhost` for one
+/// on every address.
+fn own_url(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 fn time_instantiation(args: TimeArgs) -> Result<()> {

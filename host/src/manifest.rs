@@ -26,6 +26,10 @@ pub struct Manifest {
     /// `[application.tool.caseport] status_route`: a route `caseport up` asks at start for
     /// the deployment's status, and whose warnings it prints.
     pub status_route: Option<String>,
+    /// `[application.tool.caseport] own_url_variable`: the variable holding the address people
+    /// reach the application at (for links in emails); unless it is given a value, `caseport
+    /// up` sets it to the address it listens on.
+    pub own_url_variable: Option<String>,
 }
 
 /// `[application.tool.caseport]`: this runtime's own settings. Spin ignores tool tables.
@@ -34,6 +38,8 @@ pub struct Manifest {
 struct CaseportTool {
     #[serde(default)]
     status_route: Option<String>,
+    #[serde(default)]
+    own_url_variable: Option<String>,
 }
 
 /// An application variable from `[variables]`.
@@ -200,23 +206,29 @@ impl Manifest {
                 "{file}: application.trigger.http.base = {base:?} is not supported; remove it (routes are served from /)"
             );
         }
-        let status_route = match raw.application.tool.get("caseport") {
-            None => None,
-            Some(table) => {
-                let tool = CaseportTool::deserialize(table.clone()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{file}: application.tool.caseport: {}; the only setting is status_route",
-                        e.message().trim()
-                    )
-                })?;
-                match tool.status_route {
-                    Some(r) if !r.starts_with('/') => bail!(
-                        "{file}: application.tool.caseport.status_route = {r:?} must be a path starting with /"
-                    ),
-                    r => r,
-                }
-            }
+        let tool = match raw.application.tool.get("caseport") {
+            None => CaseportTool::default(),
+            Some(table) => CaseportTool::deserialize(table.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "{file}: application.tool.caseport: {}; the settings are status_route and own_url_variable",
+                    e.message().trim()
+                )
+            })?,
         };
+        let status_route = match tool.status_route {
+            Some(r) if !r.starts_with('/') => bail!(
+                "{file}: application.tool.caseport.status_route = {r:?} must be a path starting with /"
+            ),
+            r => r,
+        };
+        if let Some(name) = &tool.own_url_variable
+            && !raw.variables.contains_key(name)
+        {
+            bail!(
+                "{file}: application.tool.caseport.own_url_variable = {name:?} names no variable; declare it under [variables]"
+            );
+        }
+        let own_url_variable = tool.own_url_variable;
         let _ = (&raw.application.description, &raw.application.authors);
 
         for (name, decl) in &raw.variables {
@@ -301,6 +313,7 @@ impl Manifest {
             triggers,
             components: raw.component,
             status_route,
+            own_url_variable,
         })
     }
 
@@ -474,6 +487,29 @@ source = "web.wasm"
             .map(|e| format!("{e:#}"))
             .unwrap_or_default();
         assert!(err.contains("application.tool.caseport"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_own_url_variable_must_be_declared() -> Result<()> {
+        let with = |name: &str| {
+            MINIMAL.replace(
+                "name = \"t\"",
+                &format!("name = \"t\"\n[application.tool.caseport]\nown_url_variable = \"{name}\"\n[variables]\nportal_url = {{ default = \"x\" }}"),
+            )
+        };
+        assert_eq!(
+            parse(&with("portal_url"))?.own_url_variable.as_deref(),
+            Some("portal_url")
+        );
+        let err = parse(&with("portal_uri"))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(
+            err.contains("own_url_variable = \"portal_uri\" names no variable"),
+            "{err}"
+        );
         Ok(())
     }
 }

@@ -13,6 +13,8 @@ use crate::manifest::{Manifest, check_variable_name};
 #[derive(Default)]
 pub struct Resolver {
     values: BTreeMap<String, String>,
+    /// The variables given a value by `--variable` or the environment (not a default).
+    given: std::collections::BTreeSet<String>,
 }
 
 /// Names only: values may be secrets.
@@ -45,6 +47,7 @@ impl Resolver {
             }
         }
         let mut values = BTreeMap::new();
+        let mut given = std::collections::BTreeSet::new();
         for (name, decl) in &manifest.variables {
             let from_cli = cli
                 .iter()
@@ -52,9 +55,11 @@ impl Resolver {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone());
             let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
-            let value = from_cli
-                .or_else(|| env(&env_name))
-                .or_else(|| decl.default.clone());
+            let explicit = from_cli.or_else(|| env(&env_name));
+            if explicit.is_some() {
+                given.insert(name.clone());
+            }
+            let value = explicit.or_else(|| decl.default.clone());
             match value {
                 Some(v) => {
                     values.insert(name.clone(), v);
@@ -65,7 +70,17 @@ impl Resolver {
                 None => {}
             }
         }
-        Ok(Self { values })
+        Ok(Self { values, given })
+    }
+
+    /// Sets `name` to `value` unless `--variable` or the environment gave it one: answers
+    /// whether it did.
+    pub fn default_to(&mut self, name: &str, value: String) -> bool {
+        if self.given.contains(name) {
+            return false;
+        }
+        self.values.insert(name.to_string(), value);
+        true
     }
 
     /// Expands `{{ name }}` references to application variables.
@@ -144,6 +159,21 @@ mod tests {
             |n: &str| (n == "SPIN_VARIABLE_B" || n == "SPIN_VARIABLE_C").then(|| "env".into());
         let r = Resolver::new(&m, &[("c".into(), "cli".into())], env).unwrap();
         assert_eq!(r.expand("{{a}}-{{ b }}-{{c}}").unwrap(), "d-env-cli");
+    }
+
+    #[test]
+    fn the_own_address_replaces_only_a_default() {
+        let m =
+            manifest("a = { default = \"d\" }\nb = { default = \"d\" }\nc = { default = \"d\" }");
+        let env = |n: &str| (n == "SPIN_VARIABLE_B").then(|| "env".into());
+        let mut r = Resolver::new(&m, &[("c".into(), "cli".into())], env).unwrap();
+        assert!(r.default_to("a", "http://127.0.0.1:4321".into()));
+        assert!(!r.default_to("b", "x".into()));
+        assert!(!r.default_to("c", "x".into()));
+        assert_eq!(
+            r.expand("{{a}} {{b}} {{c}}").unwrap(),
+            "http://127.0.0.1:4321 env cli"
+        );
     }
 
     #[test]

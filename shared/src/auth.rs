@@ -68,6 +68,13 @@ pub struct ChangeRequest {
 #[serde(deny_unknown_fields)]
 pub struct ForgotRequest {
     pub email: String,
+    /// `portal` (the default) or `staff`: whose account the link is for.
+    #[serde(default = "portal_realm")]
+    pub realm: String,
+}
+
+fn portal_realm() -> String {
+    "portal".into()
 }
 
 /// `POST /api/auth/reset`.
@@ -535,7 +542,7 @@ pub fn send_reset_link(
     let minutes = (link.expires_at - ctx.now()).div_euclid(60).max(1);
     let what = Recorded {
         purpose: "reset_link",
-        client_id: Some(link.account.id),
+        client_id: (link.account.kind == AccountKind::Client).then_some(link.account.id),
         to: &link.email,
         subject: &subject,
         actor: "system",
@@ -545,6 +552,7 @@ pub fn send_reset_link(
     deliveries::send_recorded(ctx, mail, transport, &what, |public_id| {
         mail::reset_link_email(
             mail,
+            link.account.kind,
             &link.email,
             &link.username,
             link.token.expose(),
@@ -568,6 +576,7 @@ pub fn forgot(
     network: &str,
 ) -> Result<Vec<ResetLink>, ApiError> {
     let email = Email::parse(&req.email).map_err(|m| ApiError::invalid("email", m))?;
+    let realm = Realm::parse(&req.realm)?;
     // Fail closed, and say so: a link that can never arrive helps nobody. The answer is the
     // same for every address, so it tells nothing about accounts.
     if !mail_configured {
@@ -585,20 +594,29 @@ pub fn forgot(
         email.as_ref(),
         throttle::FORGOT_PER_EMAIL,
     )?;
-    // Only the address on record now: a username that is an old address (one a sibling
-    // took, a show-once reset) belongs to whoever has that mailbox now, not to the client.
-    let rows = ctx.db.execute(
-        "SELECT c.owner_id, c.username FROM credentials c JOIN clients cl ON cl.id = c.owner_id
-         WHERE c.owner_kind = 'client' AND cl.email = ?1 COLLATE NOCASE
-         ORDER BY c.owner_id LIMIT ?2",
-        &[email.as_ref().into(), FORGOT_MAX_ACCOUNTS.into()],
-    )?;
+    let rows = match realm {
+        // Only the address on record now: a username that is an old address (one a sibling
+        // took, a show-once reset) belongs to whoever has that mailbox now, not to the client.
+        Realm::Portal => ctx.db.execute(
+            "SELECT c.owner_id, c.username FROM credentials c JOIN clients cl ON cl.id = c.owner_id
+             WHERE c.owner_kind = 'client' AND cl.email = ?1 COLLATE NOCASE
+             ORDER BY c.owner_id LIMIT ?2",
+            &[email.as_ref().into(), FORGOT_MAX_ACCOUNTS.into()],
+        )?,
+        // A staff member's work address, while they may sign in (not a disabled one).
+        Realm::Staff => ctx.db.execute(
+            "SELECT c.owner_id, c.username FROM credentials c JOIN staff s ON s.id = c.owner_id
+             WHERE c.owner_kind = 'staff' AND s.email = ?1 COLLATE NOCASE AND s.status = 'active'
+             LIMIT 1",
+            &[email.as_ref().into()],
+        )?,
+    };
     let accounts: Vec<(Account, String)> = rows
         .iter()
         .filter_map(|r| {
             Some((
                 Account {
-                    kind: AccountKind::Client,
+                    kind: realm.kind(),
                     id: r.int(0)?,
                 },
                 r.text(1)?.to_string(),

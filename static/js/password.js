@@ -1,7 +1,8 @@
-// The new-password fields, with a live hint of the rules as the person types.
+// The new-password fields, with a live hint of the rules as the person types; the page that
+// chooses a new password from an emailed link (the portal's and the staff console's).
 
 import { api } from "/js/api.js";
-import { h, field, busy, clearErrors, showError } from "/js/dom.js";
+import { h, field, busy, clearErrors, showError, page } from "/js/dom.js";
 
 /** The new-password fields with a live hint of the rules. */
 export function passwordRules(minLength, temporary) {
@@ -80,4 +81,38 @@ export function forcedChangeForm(answer, temporary, { label, done, expired }) {
       return true;
     },
   });
+}
+
+/**
+ * The page an emailed reset link opens: the token from the address (then taken out of it),
+ * a new password, and on success `home`. `forgotHref` asks for a new link.
+ */
+export async function resetFromLink({ forgotHref, home }) {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  // The token stays in memory only: not in the address bar or the history.
+  history.replaceState(null, "", location.pathname);
+  if (!token) {
+    page("Choose a new password", h("div", { class: "alert alert-error", role: "alert" },
+      "This link is incomplete. Open the link from your email again, or ask for a new one."),
+      h("p", {}, h("a", { href: forgotHref }, "Ask for a new link")));
+    return;
+  }
+  let minLength = 15;
+  try {
+    minLength = (await api("GET", "/api/auth/password-rules")).min_length;
+  } catch { /* the server checks the rules anyway */ }
+  const form = newPasswordForm({
+    minLength,
+    label: "Save my new password",
+    save: (password) => api("POST", "/api/auth/reset", { token, new_password: password }),
+    done: () => location.assign(home),
+    onError: (error, shown) => {
+      if (error.code !== "invalid_reset_token") return false;
+      const note = h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" }, error.message);
+      shown.replaceWith(note, h("p", {}, h("a", { href: forgotHref }, "Ask for a new link")));
+      note.focus();
+      return true;
+    },
+  });
+  page("Choose a new password", h("p", {}, "Choose the password you will sign in with from now on."), form);
 }

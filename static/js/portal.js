@@ -2,7 +2,7 @@
 // choosing a new password from the emailed link, and the client's own home page.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, newPasswordForm } from "/js/password.js";
+import { forcedChangeForm, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, usDate, page,
 } from "/js/dom.js";
@@ -10,7 +10,7 @@ import {
 const nav = document.getElementById("nav");
 
 async function start() {
-  if (document.body.dataset.view === "reset") return resetFromLink();
+  if (document.body.dataset.view === "reset") return resetFromLink({ forgotHref: "/portal/#/forgot", home: "/portal/" });
   if (location.hash === "#/forgot") return forgot();
   let me = null;
   try {
@@ -88,36 +88,6 @@ function forgot() {
   page("Forgot your password?",
     h("p", {}, "Enter the email address you use for the portal. We will email you a link to choose a new password."),
     form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
-}
-
-async function resetFromLink() {
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  // The token stays in memory only: not in the address bar or the history.
-  history.replaceState(null, "", location.pathname);
-  if (!token) {
-    page("Choose a new password", h("div", { class: "alert alert-error", role: "alert" },
-      "This link is incomplete. Open the link from your email again, or ask for a new one."),
-      h("p", {}, h("a", { href: "/portal/#/forgot" }, "Ask for a new link")));
-    return;
-  }
-  let minLength = 15;
-  try {
-    minLength = (await api("GET", "/api/auth/password-rules")).min_length;
-  } catch { /* the server checks the rules anyway */ }
-  const form = newPasswordForm({
-    minLength,
-    label: "Save my new password",
-    save: (password) => api("POST", "/api/auth/reset", { token, new_password: password }),
-    done: () => location.assign("/portal/"),
-    onError: (error, shown) => {
-      if (error.code !== "invalid_reset_token") return false;
-      const note = h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" }, error.message);
-      shown.replaceWith(note, h("p", {}, h("a", { href: "/portal/#/forgot" }, "Ask for a new link")));
-      note.focus();
-      return true;
-    },
-  });
-  page("Choose a new password", h("p", {}, "Choose the password you will sign in with from now on."), form);
 }
 
 function home(me) {

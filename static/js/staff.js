@@ -2,7 +2,7 @@
 // staff management for administrators. Views are chosen by the URL's hash.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm } from "/js/password.js";
+import { forcedChangeForm, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
 } from "/js/dom.js";
@@ -13,6 +13,12 @@ const dialog = document.getElementById("dialog");
 let me = null;
 const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25 };
 let selected = null;
+/**
+ * A client edit whose save met an ended session: { owner, clientId, name, body }. It waits for
+ * the same staff member to sign in again, who is then offered to save it (the version it was
+ * made on still guards against overwriting someone else's change).
+ */
+let unsaved = null;
 
 const PORTAL = {
   none: "No portal account yet",
@@ -30,6 +36,7 @@ const MAIL = {
 const DELIVERY = { email: "emailed", display: "shown once on screen", admin_set: "set by an administrator" };
 
 async function start() {
+  if (document.body.dataset.view === "reset") return resetFromLink({ forgotHref: "/staff/#/forgot", home: "/staff/" });
   try {
     me = (await api("GET", "/api/auth/me")).user;
   } catch {
@@ -37,6 +44,7 @@ async function start() {
   }
   if (!me || me.kind !== "staff") {
     me = null;
+    if (location.hash === "#/forgot") return forgot();
     signIn();
     return;
   }
@@ -44,12 +52,21 @@ async function start() {
   route();
 }
 
-window.addEventListener("hashchange", () => { if (me) route(); });
+window.addEventListener("hashchange", () => {
+  if (me) return route();
+  if (document.body.dataset.view === "reset") return undefined;
+  return location.hash === "#/forgot" ? forgot() : signIn();
+});
 window.addEventListener("caseport:signed-out", () => {
   if (!me) return;
   me = null;
-  signIn();
-  announce("Your session has ended. Sign in again.");
+  // After the failed call's own handler has run: it may have kept unsaved work.
+  setTimeout(() => {
+    signIn({ ended: true });
+    announce(unsaved
+      ? `Your session has ended. Sign in again to save your changes to ${unsaved.name}.`
+      : "Your session has ended. Sign in again.");
+  }, 0);
 });
 
 function route() {
@@ -79,11 +96,12 @@ async function signOut() {
 // ---------------------------------------------------------------------------------------
 // Sign-in and the forced change of a temporary password
 
-function signIn() {
+function signIn({ ended = false } = {}) {
   const user = field("Email", { name: "username", type: "email", autocomplete: "username", required: true });
   const pass = field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true });
   const button = h("button", { type: "submit" }, "Sign in");
-  const form = h("form", { class: "card narrow", novalidate: true }, user.wrap, pass.wrap, button);
+  const form = h("form", { class: "card narrow", novalidate: true }, user.wrap, pass.wrap, button,
+    h("p", {}, h("a", { href: "#/forgot" }, "Forgot your password?")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
@@ -102,7 +120,39 @@ function signIn() {
     }
   });
   nav.replaceChildren();
-  page("Staff sign-in", h("p", {}, "Case managers and administrators sign in with their work email."), form);
+  const why = ended
+    ? h("div", { class: "alert alert-warn", role: "status" },
+      h("strong", {}, "You were signed out. "),
+      "Your session ended (after a while without activity, or because you signed out in another tab). ",
+      unsaved ? `Your changes to ${unsaved.name} are kept: sign in again to save them.` : "Sign in again to continue.")
+    : null;
+  page("Staff sign-in", why, h("p", {}, "Case managers and administrators sign in with their work email."), form);
+}
+
+function forgot() {
+  nav.replaceChildren();
+  const email = field("Work email", { name: "email", type: "email", autocomplete: "email", required: true });
+  const button = h("button", { type: "submit" }, "Email me a link");
+  const form = h("form", { class: "card narrow", novalidate: true }, email.wrap, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!email.input.value.trim()) return showError(form, { field: "email", message: "Enter the work email you sign in with." });
+    try {
+      const answer = await busy(button, () => api("POST", "/api/auth/forgot",
+        { email: email.input.value.trim(), realm: "staff" }));
+      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, answer.message,
+        " Check your spam folder too. Your current password keeps working until you use the link.",
+        " No email? Ask an administrator to reset your password.");
+      form.replaceWith(done);
+      done.focus();
+    } catch (error) {
+      showError(form, error);
+    }
+  });
+  page("Forgot your password?",
+    h("p", {}, "Enter the work email you sign in with. We will email you a link to choose a new password."),
+    form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
 }
 
 function forcedChange(answer, temporary) {
@@ -374,29 +424,60 @@ function renderDetails(section, refresh) {
   const save = h("button", { type: "submit" }, "Save changes");
   const form = h("form", { novalidate: true }, h("div", { class: "grid" }, fields.map((f) => f.wrap)),
     h("p", {}, h("span", { class: "label" }, "Age: "), String(c.age)), save);
+  // Work kept from a save that met an ended session, for this client and this staff member:
+  // typed back in, on the version it was made on.
+  const kept = unsaved && me && unsaved.owner === me.id && unsaved.clientId === c.id ? unsaved : null;
+  let version = c.version;
+  let keptNote = null;
+  if (kept) {
+    version = kept.body.version;
+    for (const f of fields) if (f.input.name in kept.body) f.input.value = kept.body[f.input.name];
+    const discard = h("button", { type: "button", class: "secondary" }, "Discard them");
+    discard.addEventListener("click", () => {
+      unsaved = null;
+      renderDetails(section, refresh);
+      announce("Your unsaved changes were discarded.");
+    });
+    const saveNow = h("button", { type: "button", class: "primary" }, "Save them now");
+    saveNow.addEventListener("click", () => form.requestSubmit());
+    keptNote = h("div", { class: "alert alert-warn", role: "status", id: "kept-changes" },
+      h("p", {}, h("strong", {}, "These changes were not saved yet. "),
+        "You were signed out before they were saved; they are filled in below. Check them, then save them or discard them."),
+      h("p", { class: "dialog-actions" }, saveNow, discard));
+  } else if (unsaved && me && unsaved.owner !== me.id) {
+    unsaved = null;
+  }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const body = { version: c.version };
+    const body = { version };
     const before = { ...c, email: c.email || "", phone: c.phone || "" };
     for (const f of fields) if (f.input.value.trim() !== String(before[f.input.name] ?? "")) body[f.input.name] = f.input.value.trim();
     if (Object.keys(body).length === 1) {
+      unsaved = null;
       announce("Nothing has changed.");
       return;
     }
+    const owner = me && me.id;
     try {
       await busy(save, () => api("PATCH", `/api/clients/${c.id}`, body));
+      unsaved = null;
       announce("Saved.");
       await refresh();
       section.querySelector("h2").focus();
     } catch (error) {
+      if (error.code === "not_signed_in") {
+        unsaved = { owner, clientId: c.id, name: `${c.last_name}, ${c.first_name}`, body };
+        return;
+      }
       showError(form, error);
       if (error.code === "version_conflict") {
+        unsaved = null;
         form.prepend(h("button", { type: "button", class: "secondary", onclick: refresh }, "Reload the client"));
       }
     }
   });
-  replace(section, h("h2", { id: "details-title", tabindex: "-1" }, "Client details"), form);
+  replace(section, h("h2", { id: "details-title", tabindex: "-1" }, "Client details"), keptNote, form);
 }
 
 function describeReset(last) {
@@ -441,10 +522,19 @@ function renderPortal(section, refresh) {
       me.role === "admin" ? setPasswordForm(c.id, refresh) : null));
 }
 
-/** A modal question; answers true when the person chose `yes`. */
+/**
+ * How long a new confirmation keeps its Yes disabled: the second click of a double-click on
+ * the button that opened it lands within this time, and must not answer it.
+ */
+const CONFIRM_ARMS_AFTER_MS = 700;
+
+/**
+ * A modal question; answers true when the person chose `yes`. Cancel comes first and has the
+ * focus, so Enter or a stray click never says yes; Yes works only after a moment.
+ */
 function ask(title, paragraphs, yes) {
   return new Promise((resolve) => {
-    const yesButton = h("button", { type: "button", class: "primary" }, yes);
+    const yesButton = h("button", { type: "button", class: "primary", disabled: true }, yes);
     const noButton = h("button", { type: "button", class: "secondary" }, "Cancel");
     const done = (answer) => {
       dialog.close();
@@ -454,9 +544,10 @@ function ask(title, paragraphs, yes) {
     noButton.addEventListener("click", () => done(false));
     dialog.onclose = () => resolve(false);
     replace(dialog, h("h2", { id: "dialog-title" }, title), paragraphs.map((t) => h("p", {}, t)),
-      h("div", { class: "dialog-actions" }, yesButton, noButton));
+      h("div", { class: "dialog-actions" }, noButton, yesButton));
     dialog.showModal();
-    yesButton.focus();
+    noButton.focus();
+    setTimeout(() => { yesButton.disabled = false; }, CONFIRM_ARMS_AFTER_MS);
   });
 }
 

@@ -149,9 +149,13 @@ fn scenario_two_forgot_password_through_the_emailed_link() {
     assert_eq!(mail.len(), 1, "{mail:?}");
     let text = mail[0]["text"].as_str().unwrap();
     let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
-    // The link names the configured portal address; open the same page on this server.
-    let path = &link[link.find("/portal/").unwrap()..];
-    b.goto(&app.url(path));
+    // The local run puts its own address in the link (portal_url is not set here).
+    assert!(
+        link.starts_with(&app.url("/portal/reset.html#token=")),
+        "{link} is not on {}",
+        app.url("/")
+    );
+    b.goto(link);
     b.wait_text("Choose a new password");
     assert!(
         !b.execute("return location.href", &[])
@@ -295,8 +299,18 @@ fn scenario_one_by_keyboard_alone() {
     b.wait_text("Client details");
     b.enter_on("Reset and Send New");
     b.wait_text("Would you like to proceed?");
-    // The confirmation has the focus on its answer: Enter proceeds.
+    // The confirmation opens on Cancel: an Enter pressed twice answers no.
     b.press(keys::ENTER);
+    b.wait_text("Reset and Send New");
+    assert_eq!(
+        b.execute("return document.getElementById('dialog').open", &[]),
+        json!(false)
+    );
+    assert!(mailbox(&app).is_empty());
+    // Yes is a deliberate move to it.
+    b.enter_on("Reset and Send New");
+    b.find_enabled("dialog button", "Yes, reset and send");
+    b.enter_on("Yes, reset and send");
     b.wait_text("A new temporary password was emailed to j***@hotmail.com");
     b.screenshot("keyboard-1-sent");
     let temporary = emailed_password(&app, "jdoe123@hotmail.com");
@@ -316,6 +330,139 @@ fn scenario_one_by_keyboard_alone() {
     b.press(keys::ENTER);
     b.wait_text("Welcome, Jane Doe");
     b.assert_clean_console();
+}
+
+/// Signs Casey in and opens Jane Doe's Client Information.
+fn casey_opens_jane(app: &Server, b: &Browser) {
+    b.goto(&app.url("/staff/"));
+    b.fill("input[name=username]", CASEY.0);
+    b.fill("input[name=password]", CASEY.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b.click_text("button.name", "Doe, Jane");
+    b.wait_text("Selected Client: Doe, Jane");
+    b.click_text(".strip a", "Client Information");
+    b.wait_text("Client details");
+}
+
+#[test]
+fn a_double_click_on_reset_and_send_new_does_not_answer_the_alert() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    casey_opens_jane(&app, &b);
+    b.click_text("button", "Use jdoe123@hotmail.com");
+    b.wait_text("Email: jdoe123@hotmail.com");
+    // Whatever lies under the pointer when the Alert opens: a click on Yes at once (here the
+    // page's own, in the same moment) does not answer it, and the focus is on Cancel.
+    let state = b.execute(
+        "const opener = [...document.querySelectorAll('button')].find((x) => x.textContent === 'Reset and Send New'); \
+         opener.click(); \
+         const yes = [...document.querySelectorAll('dialog button')].find((x) => x.textContent.startsWith('Yes')); \
+         yes.click(); \
+         return [document.getElementById('dialog').open, yes.disabled, document.activeElement.textContent];",
+        &[],
+    );
+    assert_eq!(state, json!([true, true, "Cancel"]));
+    b.click_text("dialog button", "Cancel");
+    // A real double-click with the mouse: the Alert stays open until Yes is chosen.
+    b.double_click(&b.find_text("button", "Reset and Send New"));
+    b.wait_text("Would you like to proceed?");
+    b.find_enabled("dialog button", "Yes, reset and send");
+    assert_eq!(
+        b.execute("return document.getElementById('dialog').open", &[]),
+        json!(true)
+    );
+    assert!(
+        mailbox(&app).is_empty(),
+        "an email went out without the Alert being answered"
+    );
+    b.screenshot("double-click-alert-waits");
+    b.click_text("dialog button", "Yes, reset and send");
+    b.wait_text("A new temporary password was emailed to");
+    assert_eq!(mailbox(&app).len(), 1);
+    b.assert_clean_console();
+}
+
+#[test]
+fn an_ended_session_keeps_the_unsaved_edit_and_offers_to_save_it() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    casey_opens_jane(&app, &b);
+    b.fill("input[name=phone]", "555-0142");
+    // Casey signs out in another tab: the session this tab holds ends.
+    let out = b.execute(
+        "return fetch('/api/auth/logout', { method: 'POST', credentials: 'same-origin' }).then((r) => r.status);",
+        &[],
+    );
+    assert_eq!(out, json!(204));
+    b.click_text("button", "Save changes");
+    b.wait_text("You were signed out.");
+    b.wait_text("Your changes to Doe, Jane are kept: sign in again to save them.");
+    b.screenshot("session-ended-1-sign-in");
+    b.fill("input[name=username]", CASEY.0);
+    b.fill("input[name=password]", CASEY.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("These changes were not saved yet.");
+    assert_eq!(
+        b.execute(
+            "return document.querySelector('input[name=phone]').value",
+            &[]
+        ),
+        json!("555-0142")
+    );
+    let jane = client_id(&app, "Jane");
+    let before = Staff::sign_in(&app, CASEY).get(&format!("/api/clients/{jane}"));
+    assert_ne!(before.json()["client"]["phone"], json!("555-0142"));
+    b.screenshot("session-ended-2-kept");
+    b.click_text("button", "Save them now");
+    // Saved, the details are shown afresh, without the note.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.body_text().contains("These changes were not saved yet.") {
+        assert!(std::time::Instant::now() < deadline, "{}", b.body_text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let after = Staff::sign_in(&app, CASEY).get(&format!("/api/clients/{jane}"));
+    assert_eq!(after.json()["client"]["phone"], json!("555-0142"));
+    b.assert_clean_console();
+}
+
+#[test]
+fn a_case_manager_who_forgot_her_password_chooses_a_new_one_from_the_emailed_link() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/staff/"));
+    b.click_text("a", "Forgot your password?");
+    b.wait_text("Enter the work email you sign in with.");
+    b.fill("input[name=email]", CASEY.0);
+    b.click_text("button", "Email me a link");
+    b.wait_text("Your current password keeps working until you use the link.");
+    b.screenshot("staff-forgot-1-asked");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut mail = mailbox(&app);
+    while mail.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        mail = mailbox(&app);
+    }
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["to"], CASEY.0);
+    let text = mail[0]["text"].as_str().unwrap();
+    let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
+    b.goto(link);
+    b.wait_text("Choose a new password");
+    b.fill("input[name=new_password]", "violet harbour winter lamp");
+    b.fill(
+        "input[name=new_password_again]",
+        "violet harbour winter lamp",
+    );
+    b.click_text("button", "Save my new password");
+    // Signed in with it, in the staff console.
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b.assert_clean_console();
+    let old = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "staff", "username": CASEY.0, "password": CASEY.1 }),
+    );
+    assert_eq!(old.status, 401);
 }
 
 #[test]

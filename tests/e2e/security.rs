@@ -292,3 +292,85 @@ fn a_loopback_server_answers_other_host_names_only_when_allowed() {
         .unwrap();
     assert!(raw(&app).starts_with("HTTP/1.1 200"), "{}", raw(&app));
 }
+
+#[test]
+fn a_staff_member_who_forgot_their_password_gets_a_link_at_their_work_email_only_while_active() {
+    let app = demo_app();
+    let robin_id = count(
+        &app,
+        "SELECT id FROM staff WHERE email = 'robin.support@example.org'",
+    );
+    let tokens = || {
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) FROM one_time_tokens WHERE purpose = 'reset' AND owner_kind = 'staff' AND owner_id = {robin_id}"
+            ),
+        )
+    };
+    let forgot = |realm: &str, email: &str| {
+        app.post(
+            "/api/auth/forgot",
+            &json!({ "email": email, "realm": realm }),
+        )
+    };
+    // The portal realm does not reach a staff account, and says the same.
+    let portal = forgot("portal", ROBIN.0);
+    assert_eq!(tokens(), 0);
+    let asked = forgot("staff", "Robin.Support@example.org");
+    assert_eq!((asked.status, &asked.body), (portal.status, &portal.body));
+    assert_eq!(tokens(), 1);
+    let mail = wait_for_mail(&app, 1);
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["to"], ROBIN.0);
+    let text = mail[0]["text"].as_str().unwrap();
+    assert!(text.contains("Caseport staff account"), "{text}");
+    // The link opens the staff console's page on this very server.
+    let link = text
+        .lines()
+        .find(|l| l.contains("#token="))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        link.starts_with(&app.url("/staff/reset.html#token=")),
+        "{link}"
+    );
+    let page = app.get("/staff/reset.html");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("data-view=\"reset\""), "{}", page.body);
+    let token = link.split("#token=").nth(1).unwrap();
+    let done = app.post(
+        "/api/auth/reset",
+        &json!({ "token": token, "new_password": "harbour lantern autumn field" }),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.json()["user"]["kind"], "staff");
+    let sign_in = |password: &str| {
+        app.post(
+            "/api/auth/login",
+            &json!({ "realm": "staff", "username": ROBIN.0, "password": password }),
+        )
+        .status
+    };
+    assert_eq!(sign_in(ROBIN.1), 401);
+    assert_eq!(sign_in("harbour lantern autumn field"), 200);
+
+    // Disabled, Robin gets no link, and the answer is the same.
+    let admin = Staff::sign_in(&app, ADMIN);
+    let off = admin.send(
+        "PATCH",
+        &format!("/api/staff/{robin_id}"),
+        &json!({ "status": "disabled" }),
+    );
+    assert_eq!(off.status, 200, "{}", off.body);
+    let refused = forgot("staff", ROBIN.0);
+    assert_eq!(
+        (refused.status, &refused.body),
+        (portal.status, &portal.body)
+    );
+    assert_eq!(tokens(), 0);
+    let bad = forgot("admins", ROBIN.0);
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(bad.json()["error"]["field"], "realm");
+}

@@ -246,10 +246,50 @@ impl Browser {
             .unwrap_or_else(|err| panic!("click: {err:#}"));
     }
 
-    /// Clicks the first visible `css` element with `text`.
+    /// Clicks the first visible `css` element with `text`, once it is enabled (as a person
+    /// waits for a greyed-out button).
     pub fn click_text(&self, css: &str, text: &str) {
-        let e = self.find_text(css, text);
+        let e = self.find_enabled(css, text);
         self.click(&e);
+    }
+
+    /// The first visible `css` element with `text`, once it is enabled.
+    pub fn find_enabled(&self, css: &str, text: &str) -> Element {
+        self.wait(&format!("an enabled {css} with text {text:?}"), || {
+            self.all(css)
+                .into_iter()
+                .find(|e| self.displayed(e) && self.enabled(e) && self.text(e).contains(text))
+        })
+    }
+
+    fn enabled(&self, e: &Element) -> bool {
+        self.session("GET", &format!("/element/{}/enabled", e.0), None)
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Double-clicks an element with the mouse, as one quick gesture: both clicks land where
+    /// the pointer is, whatever the first one opened there.
+    pub fn double_click(&self, e: &Element) {
+        let origin = json!({ ELEMENT: e.0 });
+        let actions = json!([
+            { "type": "pointerMove", "duration": 0, "origin": origin, "x": 0, "y": 0 },
+            { "type": "pointerDown", "button": 0 },
+            { "type": "pointerUp", "button": 0 },
+            { "type": "pointerDown", "button": 0 },
+            { "type": "pointerUp", "button": 0 },
+        ]);
+        self.session(
+            "POST",
+            "/actions",
+            Some(&json!({ "actions": [{
+                "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+                "actions": actions,
+            }] })),
+        )
+        .unwrap_or_else(|err| panic!("double-click: {err:#}"));
+        let _ = self.session("DELETE", "/actions", None);
     }
 
     /// Types into an element (after clearing it).

@@ -77,7 +77,7 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
             202,
             &json!({
                 "status": "accepted",
-                "message": "If this address belongs to a portal account, a link to choose a new password is on its way. It works for 30 minutes.",
+                "message": "If this address belongs to an account, a link to choose a new password is on its way. It works for 30 minutes.",
             }),
         );
         let ApiRequest { env, .. } = api;

@@ -4,7 +4,7 @@
 use zeroize::Zeroizing;
 
 use super::{MailSettings, Message};
-use crate::domain::{Email, Password};
+use crate::domain::{AccountKind, Email, Password};
 
 /// `j***@hotmail.com`: enough for the case manager to recognise the address.
 pub fn masked(email: &Email) -> String {
@@ -197,6 +197,7 @@ pub fn email_changed_email(
 /// The email with a link to choose a new password (forgot password).
 pub fn reset_link_email(
     settings: &MailSettings,
+    kind: AccountKind,
     to: &Email,
     username: &str,
     token: &str,
@@ -205,9 +206,21 @@ pub fn reset_link_email(
 ) -> Message {
     let clinic = &settings.clinic_name;
     // The token travels in the fragment, which browsers never send to a server.
-    let link = format!("{}/portal/reset.html#token={token}", settings.portal_url);
+    let (page, account, subject) = match kind {
+        AccountKind::Client => (
+            "/portal/reset.html",
+            format!("the {clinic} client portal account"),
+            format!("Reset your {clinic} portal password"),
+        ),
+        AccountKind::Staff => (
+            "/staff/reset.html",
+            format!("the {clinic} Caseport staff account"),
+            format!("Reset your {clinic} Caseport staff password"),
+        ),
+    };
+    let link = format!("{}{page}#token={token}", settings.portal_url);
     let text = format!(
-        "Hello,\n\nSomeone asked to reset the password of the {clinic} client portal account {username}.\n\n\
+        "Hello,\n\nSomeone asked to reset the password of {account} {username}.\n\n\
          Choose a new password here (the link works once, for {minutes} minutes):\n{link}\n\n\
          If you did not ask for this, ignore this email: your password has not changed.\n"
     );
@@ -216,8 +229,8 @@ pub fn reset_link_email(
         settings,
         &[
             format!(
-                "<p>Hello,</p><p>Someone asked to reset the password of the {} client portal account <strong>{}</strong>.</p>",
-                e(clinic),
+                "<p>Hello,</p><p>Someone asked to reset the password of {} <strong>{}</strong>.</p>",
+                e(&account),
                 e(username)
             ),
             format!(
@@ -230,7 +243,7 @@ pub fn reset_link_email(
     );
     Message {
         to: to.clone(),
-        subject: format!("Reset your {clinic} portal password"),
+        subject,
         text: Zeroizing::new(text),
         html,
         delivery_id: delivery_id.to_string(),

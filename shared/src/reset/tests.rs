@@ -503,6 +503,7 @@ fn forgot_password_links_go_only_to_the_address_on_record() {
             true,
             &ForgotRequest {
                 email: address.into(),
+                realm: "portal".into(),
             },
             "10.0.0.9",
         )
