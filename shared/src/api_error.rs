@@ -84,6 +84,8 @@ codes! {
     ResetInterrupted = "reset_interrupted" => 409,
     /// Someone else changed the record first.
     VersionConflict = "version_conflict" => 409,
+    /// A client with the same name, date of birth and email exists; send again to add anyway.
+    PossibleDuplicate = "possible_duplicate" => 409,
     /// The request body is too large.
     BodyTooLarge = "body_too_large" => 413,
     /// Not `application/json`.
@@ -140,6 +142,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The methods the address accepts (sent as `Allow` with a 405).
     pub allow: Option<&'static [&'static str]>,
+    /// Every field at fault and why, when a form had several problems (`field` and `message`
+    /// are then the first of them).
+    pub problems: Vec<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -153,6 +158,14 @@ struct Body<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<Problem<'a>>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    field: &'a str,
+    message: &'a str,
 }
 
 impl ApiError {
@@ -164,7 +177,23 @@ impl ApiError {
             field: None,
             retry_after: None,
             allow: None,
+            problems: Vec::new(),
         }
+    }
+
+    /// One error for a form with several problems: the first one's, listing all of them
+    /// (`fields` in the body), so that the page can show each beside its field. `None` when
+    /// `results` hold no error.
+    pub fn all<const N: usize>(results: [Option<ApiError>; N]) -> Option<Self> {
+        let errors: Vec<ApiError> = results.into_iter().flatten().collect();
+        let mut first = errors.first()?.clone();
+        if errors.len() > 1 {
+            first.problems = errors
+                .iter()
+                .filter_map(|e| Some((e.field.clone()?, e.message.clone())))
+                .collect();
+        }
+        Some(first)
     }
 
     /// The same error, naming the request field at fault.
@@ -234,6 +263,11 @@ impl ApiError {
                 code: self.code.as_str(),
                 message: &self.message,
                 field: self.field.as_deref(),
+                fields: self
+                    .problems
+                    .iter()
+                    .map(|(field, message)| Problem { field, message })
+                    .collect(),
             },
         };
         // Serialising a struct of strings cannot fail; the fallback keeps components panic-free.
@@ -279,6 +313,26 @@ impl Contention for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_problems_are_listed_and_one_is_not() {
+        let none = ApiError::all([None, None]);
+        assert!(none.is_none());
+        let one = ApiError::all([None, Some(ApiError::invalid("dob", "Enter it."))]).unwrap();
+        assert_eq!(one.field.as_deref(), Some("dob"));
+        assert!(!one.to_json().contains("\"fields\""), "{}", one.to_json());
+        let two = ApiError::all([
+            Some(ApiError::invalid("first_name", "Enter the first name.")),
+            None,
+            Some(ApiError::invalid("dob", "Enter it.")),
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&two.to_json()).unwrap();
+        assert_eq!(v["error"]["field"], "first_name");
+        assert_eq!(v["error"]["fields"][1]["field"], "dob");
+        assert_eq!(v["error"]["fields"][1]["message"], "Enter it.");
+        assert_eq!(v["error"]["fields"].as_array().map(Vec::len), Some(2));
+    }
 
     #[test]
     fn the_field_is_present_only_when_set() {

@@ -651,15 +651,33 @@ pub fn forgot(
     Ok(links)
 }
 
+fn invalid_reset_link() -> ApiError {
+    ApiError::new(
+        Code::InvalidResetToken,
+        "This reset link has expired or was already used. Ask for a new one from the sign-in page.",
+    )
+}
+
+/// `POST /api/auth/reset-link`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetLinkRequest {
+    pub token: String,
+}
+
+/// `POST /api/auth/reset-link`: whether an emailed reset link can still be used, so that its
+/// page says so before anything is typed. Asking does not use it up.
+pub fn check_reset_link(ctx: &Ctx<'_>, req: &ResetLinkRequest) -> Result<(), ApiError> {
+    match tokens::peek_one_time(ctx.db, Purpose::Reset, &req.token, ctx.now())? {
+        Some(_) => Ok(()),
+        None => Err(invalid_reset_link()),
+    }
+}
+
 /// `POST /api/auth/reset`: sets a new password with a reset token, once.
 pub fn reset(ctx: &Ctx<'_>, req: &ResetRequest) -> Result<(UserView, Token), ApiError> {
     let now = ctx.now();
-    let invalid = || {
-        ApiError::new(
-            Code::InvalidResetToken,
-            "This reset link has expired or was already used. Ask for a new one from the sign-in page.",
-        )
-    };
+    let invalid = invalid_reset_link;
     let account =
         tokens::peek_one_time(ctx.db, Purpose::Reset, &req.token, now)?.ok_or_else(invalid)?;
     let cred = credentials::by_account(ctx.db, account)?.ok_or_else(invalid)?;

@@ -433,6 +433,10 @@ pub struct NewClient {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// Add it although a client with the same name, date of birth and email exists (the
+    /// answer `possible_duplicate` asked first).
+    #[serde(default)]
+    pub confirm_duplicate: bool,
 }
 
 /// Adds a client, assigned to the caller as Primary Case Manager; answers its id.
@@ -442,16 +446,52 @@ pub fn add_client(
     new: &NewClient,
     today: Date,
 ) -> Result<i64, ApiError> {
-    let first = clients::parse_name("first_name", &new.first_name, true)?;
+    // Every problem at once, each with its field, so that the form can show them all.
+    let first = clients::parse_name("first_name", &new.first_name, true);
     let middle = clients::parse_name(
         "middle_name",
         new.middle_name.as_deref().unwrap_or(""),
         false,
-    )?;
-    let last = clients::parse_name("last_name", &new.last_name, true)?;
-    let dob = clients::parse_dob(&new.dob, today)?;
-    let email = clients::parse_optional_email(new.email.as_deref().unwrap_or(""))?;
-    let phone = clients::parse_phone(new.phone.as_deref().unwrap_or(""))?;
+    );
+    let last = clients::parse_name("last_name", &new.last_name, true);
+    let dob = clients::parse_dob(&new.dob, today);
+    let email = clients::parse_optional_email(new.email.as_deref().unwrap_or(""));
+    let phone = clients::parse_phone(new.phone.as_deref().unwrap_or(""));
+    if let Some(e) = ApiError::all([
+        first.as_ref().err().cloned(),
+        middle.as_ref().err().cloned(),
+        last.as_ref().err().cloned(),
+        dob.as_ref().err().cloned(),
+        email.as_ref().err().cloned(),
+        phone.as_ref().err().cloned(),
+    ]) {
+        return Err(e);
+    }
+    let (first, middle, last, dob, email, phone) = (first?, middle?, last?, dob?, email?, phone?);
+    if !new.confirm_duplicate {
+        let same = ctx.db.execute(
+            "SELECT 1 FROM clients WHERE first_name = ? COLLATE NOCASE AND last_name = ? COLLATE NOCASE
+             AND dob = ? AND coalesce(email, '') = ? COLLATE NOCASE LIMIT 1",
+            &[
+                first.as_str().into(),
+                last.as_str().into(),
+                dob.to_string().into(),
+                email.as_ref().map_or(String::new(), |e| e.to_string()).into(),
+            ],
+        )?;
+        if same.first().is_some() {
+            return Err(ApiError::new(
+                Code::PossibleDuplicate,
+                format!(
+                    "A client named {last}, {first}, born {}, with {} is already in Caseport. Add another one anyway?",
+                    dob.strftime("%m/%d/%Y"),
+                    email
+                        .as_ref()
+                        .map_or("no email".to_string(), |e| format!("the email {e}"))
+                ),
+            ));
+        }
+    }
     let now = ctx.clock.now().to_string();
     let label = staff.label();
     transaction(ctx.db, || {

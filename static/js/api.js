@@ -10,12 +10,14 @@ const FALLBACK = {
 };
 
 export class ApiError extends Error {
-  constructor(status, code, message, field, retryAfter) {
+  constructor(status, code, message, field, retryAfter, fields) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
     this.retryAfter = retryAfter;
+    // Every field at fault, when a form had several problems: [{ field, message }].
+    this.fields = fields || [];
   }
 }
 
@@ -50,5 +52,6 @@ export async function api(method, path, body) {
     || FALLBACK[response.status]
     || `Caseport answered ${response.status}. Try again.`;
   throw new ApiError(response.status, error ? error.code : "http_error", message,
-    error ? error.field : undefined, response.headers.get("retry-after"));
+    error ? error.field : undefined, response.headers.get("retry-after"),
+    error && Array.isArray(error.fields) ? error.fields : []);
 }

@@ -72,7 +72,7 @@ export function field(label, attrs = {}, hint) {
   const hintId = hint ? `${id}-hint` : undefined;
   const input = h("input", { ...attrs, id, "aria-describedby": hintId });
   const wrap = h("div", { class: "field" },
-    h("label", { for: id }, label),
+    h("label", { for: id }, label, attrs.required ? h("span", { class: "required" }, " (required)") : null),
     hint ? h("p", { class: "hint", id: hintId }, hint) : null,
     input);
   return { wrap, input };
@@ -100,11 +100,16 @@ export function clearErrors(form) {
   for (const box of form.querySelectorAll(".alert-error")) box.remove();
 }
 
-/** Shows an API error on a form: next to its field when it names one, else at the top. */
+/**
+ * Shows an API error on a form: every problem beside its field (the focus on the first), or
+ * at the top when it names no field of this form.
+ */
 export function showError(form, error) {
-  const input = error.field ? form.querySelector(`[name="${CSS.escape(error.field)}"]`) : null;
-  if (input) {
-    fieldError(input, error.message);
+  const problems = (error.fields && error.fields.length ? error.fields : [error])
+    .map((p) => ({ input: p.field ? form.querySelector(`[name="${CSS.escape(p.field)}"]`) : null, message: p.message }))
+    .filter((p) => p.input);
+  if (problems.length) {
+    for (const p of [...problems].reverse()) fieldError(p.input, p.message);
   } else {
     const box = errorBox(error);
     form.prepend(box);

@@ -84,18 +84,36 @@ export function forcedChangeForm(answer, temporary, { label, done, expired }) {
 }
 
 /**
- * The page an emailed reset link opens: the token from the address (then taken out of it),
- * a new password, and on success `home`. `forgotHref` asks for a new link.
+ * The page an emailed reset link opens: the token from the address (then taken out of it, and
+ * kept for this tab only, so that a reload still works), checked at once, then a new password,
+ * and on success `home`. `forgotHref` asks for a new link.
  */
 export async function resetFromLink({ forgotHref, home }) {
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  // The token stays in memory only: not in the address bar or the history.
+  const kept = `caseport-reset-token:${location.pathname}`;
+  let token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token) sessionStorage.setItem(kept, token);
+  else token = sessionStorage.getItem(kept);
+  // The token stays out of the address bar and the history.
   history.replaceState(null, "", location.pathname);
+  const askAgain = h("p", {}, h("a", { href: forgotHref }, "Ask for a new link"));
   if (!token) {
     page("Choose a new password", h("div", { class: "alert alert-error", role: "alert" },
-      "This link is incomplete. Open the link from your email again, or ask for a new one."),
-      h("p", {}, h("a", { href: forgotHref }, "Ask for a new link")));
+      "This link is incomplete. Open the link from your email again, or ask for a new one."), askAgain);
     return;
+  }
+  page("Choose a new password", h("p", { class: "loading" },
+    h("span", { class: "spinner", "aria-hidden": "true" }), " Checking your link…"));
+  let trouble = null;
+  try {
+    await api("POST", "/api/auth/reset-link", { token });
+  } catch (error) {
+    if (error.code === "invalid_reset_token") {
+      sessionStorage.removeItem(kept);
+      page("Choose a new password", h("div", { class: "alert alert-error", role: "alert" }, error.message), askAgain);
+      return;
+    }
+    // The server checks the link again when the password is saved.
+    trouble = h("div", { class: "alert alert-warn", role: "status" }, error.message);
   }
   let minLength = 15;
   try {
@@ -105,14 +123,18 @@ export async function resetFromLink({ forgotHref, home }) {
     minLength,
     label: "Save my new password",
     save: (password) => api("POST", "/api/auth/reset", { token, new_password: password }),
-    done: () => location.assign(home),
+    done: () => {
+      sessionStorage.removeItem(kept);
+      location.assign(home);
+    },
     onError: (error, shown) => {
       if (error.code !== "invalid_reset_token") return false;
+      sessionStorage.removeItem(kept);
       const note = h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" }, error.message);
-      shown.replaceWith(note, h("p", {}, h("a", { href: forgotHref }, "Ask for a new link")));
+      shown.replaceWith(note, askAgain);
       note.focus();
       return true;
     },
   });
-  page("Choose a new password", h("p", {}, "Choose the password you will sign in with from now on."), form);
+  page("Choose a new password", trouble, h("p", {}, "Choose the password you will sign in with from now on."), form);
 }

@@ -361,14 +361,30 @@ function toggleAddClient(button) {
     clearErrors(form);
     const body = {};
     for (const f of fields) if (f.input.value.trim() !== "" || f.input.required) body[f.input.name] = f.input.value.trim();
-    try {
+    const add = async () => {
       const answer = await busy(save, () => api("POST", "/api/clients", body));
       announce("The client was added to your caseload.");
       selected = await api("GET", `/api/clients/${answer.client.id}`);
       caseload();
+    };
+    try {
+      await add();
     } catch (error) {
-      showError(form, error);
+      if (error.code !== "possible_duplicate") return showError(form, error);
+      // The same person twice makes two records that drift apart: ask first.
+      const again = await ask("This client may already be in Caseport", [error.message,
+        "Search My Caseload (or Show All Clients) for the name first. Add a second record only for a different person."],
+      "Add another client");
+      save.focus();
+      if (!again) return undefined;
+      body.confirm_duplicate = true;
+      try {
+        await add();
+      } catch (retry) {
+        showError(form, retry);
+      }
     }
+    return undefined;
   });
   area.append(form);
   fields[0].input.focus();
@@ -495,8 +511,10 @@ function renderPortal(section, refresh) {
   const c = selected.client;
   const result = h("div", { class: "result", tabindex: "-1" });
   const mailReady = !selected.mail || selected.mail.configured;
-  const resetButton = h("button", { type: "button", class: "primary", disabled: !mailReady,
-    "aria-describedby": mailReady ? null : "mail-off" }, "Reset and Send New");
+  // Without an address there is nowhere to send it: the button says why it is off.
+  const canSend = mailReady && Boolean(c.email);
+  const resetButton = h("button", { type: "button", class: "primary", disabled: !canSend,
+    "aria-describedby": mailReady ? (c.email ? null : "no-email") : "mail-off" }, "Reset and Send New");
   resetButton.addEventListener("click", () => resetAndSend(resetButton, result, refresh));
   const showButton = h("button", { type: "button", class: "secondary" }, "Show a temporary password once");
   showButton.addEventListener("click", () => showOnce(showButton, result, refresh));
@@ -511,13 +529,20 @@ function renderPortal(section, refresh) {
       p.last_sign_in_at ? [h("dt", {}, "Last sign-in"), h("dd", {}, when(p.last_sign_in_at))] : null),
     describeReset(p.last_reset),
     h("p", { class: "password-row" }, h("span", { class: "label" }, "Password: "), resetButton, " ", refreshButton),
+    mailReady && c.email
+      ? h("p", { class: "hint" }, `The new temporary password goes to ${c.email}.`)
+      : null,
+    mailReady && !c.email
+      ? h("p", { class: "alert alert-warn", id: "no-email" }, h("strong", {}, "No email on file. "),
+        "Add the client's email under Client details to use Reset and Send New, or give a temporary password another way (Other ways).")
+      : null,
     mailReady
-      ? h("p", { class: "hint" }, `The new temporary password goes to ${c.email || "the client's email (none on file)"}.`)
+      ? null
       : h("p", { class: "alert alert-warn", id: "mail-off" }, h("strong", {}, "Email is not set up. "),
         "This Caseport cannot send email, so Reset and Send New is off. Use “Show a temporary password once” under Other ways, ",
         "and ask your operator to set the mail_provider variable."),
     result,
-    h("details", { open: !mailReady }, h("summary", {}, "Other ways"),
+    h("details", { open: !canSend }, h("summary", {}, "Other ways"),
       h("p", {}, "Give the client a temporary password in person or by phone; no email is sent."), showButton,
       me.role === "admin" ? setPasswordForm(c.id, refresh) : null));
 }

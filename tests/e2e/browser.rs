@@ -466,6 +466,140 @@ fn a_case_manager_who_forgot_her_password_chooses_a_new_one_from_the_emailed_lin
 }
 
 #[test]
+fn a_reset_link_is_checked_when_its_page_opens_and_survives_a_reload() {
+    let app = demo();
+    let fanny = client_id(&app, "Fanny");
+    let admin = Staff::sign_in(&app, ADMIN);
+    let set = admin.send(
+        "PUT",
+        &format!("/api/clients/{fanny}/portal-password"),
+        &json!({ "password": "copper kettle evening song", "password_confirm": "copper kettle evening song", "reset_required": false }),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    let asked = app.post(
+        "/api/auth/forgot",
+        &json!({ "email": "fanny.jackson@example.com" }),
+    );
+    assert_eq!(asked.status, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut mail = mailbox(&app);
+    while mail.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        mail = mailbox(&app);
+    }
+    let text = mail[0]["text"].as_str().unwrap().to_string();
+    let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
+
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(link);
+    b.find("input[name=new_password]");
+    // Reloaded, the page still has its link.
+    b.execute("location.reload(); return true;", &[]);
+    b.find("input[name=new_password]");
+    assert!(!b.body_text().contains("incomplete"), "{}", b.body_text());
+    b.fill("input[name=new_password]", "silver orchard morning bell");
+    b.fill(
+        "input[name=new_password_again]",
+        "silver orchard morning bell",
+    );
+    b.click_text("button", "Save my new password");
+    b.wait_text("Welcome, Fanny Jackson");
+    // Used, the link says so as soon as its page opens, before anything is typed.
+    b.goto(link);
+    b.wait_text("This reset link has expired or was already used.");
+    assert_eq!(
+        b.execute(
+            "return document.querySelectorAll('input[name=new_password]').length",
+            &[]
+        ),
+        json!(0)
+    );
+    b.screenshot("reset-link-used");
+    b.assert_clean_console();
+}
+
+#[test]
+fn reset_and_send_new_is_off_and_says_why_for_a_client_without_an_email() {
+    let app = demo();
+    let casey = Staff::sign_in(&app, CASEY);
+    let added = casey.send(
+        "POST",
+        "/api/clients",
+        &json!({ "first_name": "Nora", "last_name": "Noemail", "dob": "2014-03-02" }),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    let id = added.json()["client"]["id"].as_i64().unwrap();
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/staff/"));
+    b.fill("input[name=username]", CASEY.0);
+    b.fill("input[name=password]", CASEY.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("Showing 1 to");
+    b.goto(&app.url(&format!("/staff/#/client/{id}")));
+    b.wait_text("No email on file.");
+    let state = b.execute(
+        "const r = [...document.querySelectorAll('button')].find((x) => x.textContent === 'Reset and Send New'); \
+         return [r.disabled, r.getAttribute('aria-describedby'), document.querySelector('details').open];",
+        &[],
+    );
+    assert_eq!(state, json!([true, "no-email", true]));
+    b.assert_clean_console();
+}
+
+#[test]
+fn add_client_shows_every_problem_beside_its_field_and_asks_before_a_duplicate() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/staff/"));
+    b.fill("input[name=username]", CASEY.0);
+    b.fill("input[name=password]", CASEY.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b.click_text("button", "Add Client");
+    b.find("form[aria-label='Add Client'] input[name=first_name]");
+    let marked = b.execute(
+        "return [...document.querySelectorAll('form[aria-label=\"Add Client\"] label')].filter((l) => l.textContent.includes('(required)')).map((l) => l.getAttribute('for')).map((id) => document.getElementById(id).name);",
+        &[],
+    );
+    assert_eq!(marked, json!(["first_name", "last_name", "dob"]));
+    b.click_text("form[aria-label='Add Client'] button", "Add Client");
+    b.wait_text("Enter the last name");
+    let shown = b.execute(
+        "return [...document.querySelectorAll('form[aria-label=\"Add Client\"] [aria-invalid]')].map((e) => e.name);",
+        &[],
+    );
+    assert_eq!(shown, json!(["first_name", "last_name", "dob"]));
+    assert_eq!(
+        b.execute("return document.activeElement.name", &[]),
+        json!("first_name")
+    );
+    b.screenshot("add-client-every-problem");
+    // Jane Doe again, as she is on record: the page asks before adding a second one.
+    b.fill(
+        "form[aria-label='Add Client'] input[name=first_name]",
+        "Jane",
+    );
+    b.fill("form[aria-label='Add Client'] input[name=last_name]", "Doe");
+    b.execute(
+        "const d = document.querySelector('form[aria-label=\"Add Client\"] input[name=dob]'); d.value = '2013-02-19'; return true;",
+        &[],
+    );
+    b.fill(
+        "form[aria-label='Add Client'] input[name=email]",
+        "jdoe123@hotmail1.cmo",
+    );
+    b.click_text("form[aria-label='Add Client'] button", "Add Client");
+    b.wait_text("This client may already be in Caseport");
+    b.screenshot("add-client-duplicate");
+    b.click_text("dialog button", "Cancel");
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b.click_text("form[aria-label='Add Client'] button", "Add Client");
+    b.click_text("dialog button", "Add another client");
+    b.wait_text("Showing 1 to 7 of 7 rows");
+    b.assert_clean_console();
+}
+
+#[test]
 fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
     let app = demo();
     let b = Browser::start(360, 740).unwrap();

@@ -484,6 +484,63 @@ fn add_client_puts_the_client_on_the_callers_caseload() {
 }
 
 #[test]
+fn add_client_names_every_problem_at_once_and_asks_before_a_duplicate() {
+    let app = demo();
+    let casey = Staff::sign_in(&app, CASEY);
+    let count = || casey.get("/api/caseload?scope=mine").json()["total"].as_i64();
+    let before = count();
+    let empty = casey.send(
+        "POST",
+        "/api/clients",
+        &json!({ "first_name": "", "last_name": " ", "dob": "", "phone": "12" }),
+    );
+    assert_eq!(empty.status, 422, "{}", empty.body);
+    let fields: Vec<String> = empty.json()["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, ["first_name", "last_name", "dob", "phone"]);
+    assert_eq!(empty.json()["error"]["field"], "first_name");
+    // One problem alone is named as before, without a list.
+    let one = casey.send(
+        "POST",
+        "/api/clients",
+        &json!({ "first_name": "A", "last_name": "B", "dob": "" }),
+    );
+    assert_eq!(one.json()["error"]["field"], "dob");
+    assert!(one.json()["error"].get("fields").is_none(), "{}", one.body);
+
+    // The same name, date of birth and email as Jane Doe (any case): asked first.
+    let jane = json!({ "first_name": "jane", "last_name": "DOE", "dob": "2013-02-19", "email": "jdoe123@hotmail1.cmo" });
+    let asked = casey.send("POST", "/api/clients", &jane);
+    assert_eq!(asked.status, 409, "{}", asked.body);
+    assert_eq!(asked.json()["error"]["code"], "possible_duplicate");
+    assert!(
+        asked.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("02/19/2013"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(count(), before, "nothing was added");
+    // A different email is a different person as far as the check goes.
+    let other = casey.send(
+        "POST",
+        "/api/clients",
+        &json!({ "first_name": "Jane", "last_name": "Doe", "dob": "2013-02-19", "email": "other.parent@example.com" }),
+    );
+    assert_eq!(other.status, 201, "{}", other.body);
+    let mut confirmed = jane.clone();
+    confirmed["confirm_duplicate"] = json!(true);
+    let added = casey.send("POST", "/api/clients", &confirmed);
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(count(), before.map(|n| n + 2));
+}
+
+#[test]
 fn administrators_manage_staff_and_assignments() {
     let app = demo();
     let casey = Staff::sign_in(&app, CASEY);

@@ -536,6 +536,16 @@ fn forgot_password_answers_alike_and_a_reset_link_works_once() {
     let token = tokens::issue_one_time(&db, Purpose::Reset, jane, now + 1800).unwrap();
     let expired = tokens::issue_one_time(&db, Purpose::Reset, jane, now - 1).unwrap();
 
+    // Its page asks first whether the link still works; asking does not use it up.
+    let check = |t: &str| app.post("/api/auth/reset-link", &json!({ "token": t }));
+    for _ in 0..2 {
+        assert_eq!(check(token.expose()).status, 200);
+    }
+    assert_eq!(
+        check(expired.expose()).json()["error"]["code"],
+        "invalid_reset_token"
+    );
+    assert_eq!(check("made-up").status, 401);
     let weak = app.post(
         "/api/auth/reset",
         &json!({ "token": token.expose(), "new_password": "short" }),
@@ -552,6 +562,7 @@ fn forgot_password_answers_alike_and_a_reset_link_works_once() {
         &json!({ "token": token.expose(), "new_password": "another meadow kettle" }),
     );
     assert_eq!(twice.json()["error"]["code"], "invalid_reset_token");
+    assert_eq!(check(token.expose()).status, 401);
     let late = app.post(
         "/api/auth/reset",
         &json!({ "token": expired.expose(), "new_password": "another meadow kettle" }),

@@ -56,6 +56,7 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
         "/api/auth/logout",
         "/api/auth/forgot",
         "/api/auth/reset",
+        "/api/auth/reset-link",
         "/api/setup",
     ];
     match path {
@@ -147,6 +148,11 @@ fn route(path: &str, api: &ApiRequest<'_>) -> Result<Response, ApiError> {
             &json!({ "min_length": env.settings.password_min_length, "max_length": caseport_shared::policy::MAX_LENGTH }),
         ),
         "/api/status" => json(200, &status::status(&env.settings, &env.read_mail())),
+        "/api/auth/reset-link" => {
+            let body: auth::ResetLinkRequest = api.json()?;
+            auth::check_reset_link(&ctx, &body)?;
+            json(200, &json!({ "status": "valid" }))
+        }
         "/api/auth/reset" => {
             let body: auth::ResetRequest = api.json()?;
             let (user, token) = auth::reset(&ctx, &body)?;
