@@ -134,6 +134,9 @@ pub struct Row {
     pub role_label: Option<&'static str>,
     pub date_assigned: Option<String>,
     pub portal_status: &'static str,
+    /// Who manages the client (Show All Clients only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_managers: Option<Vec<clients::CaseManager>>,
 }
 
 /// A page of the caseload.
@@ -146,14 +149,6 @@ pub struct Page {
     /// The cursor for the next page (pass it as `after`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
-}
-
-fn role_of(s: Option<&str>) -> Option<(&'static str, &'static str)> {
-    match s? {
-        "primary_case_manager" => Some(("primary_case_manager", "Primary Case Manager")),
-        "support_primary_staff" => Some(("support_primary_staff", "Support Primary Staff")),
-        _ => None,
-    }
 }
 
 /// The columns a sort orders by, all in one direction, ending in the id so that no two rows
@@ -386,7 +381,7 @@ pub fn list(
                 .parse()
                 .map_err(|_| crate::ports::StorageError::new(format!("bad dob {dob_text}")))?;
             let (role, role_label) =
-                role_of(r.text(4)).map_or((None, None), |(a, b)| (Some(a), Some(b)));
+                clients::case_role(r.text(4)).map_or((None, None), |(a, b)| (Some(a), Some(b)));
             let first = r.string(1)?;
             let last = r.string(2)?;
             Ok(Row {
@@ -404,9 +399,19 @@ pub fn list(
                     Some("password_reset_required") => "password_reset_required",
                     Some(_) => "active",
                 },
+                case_managers: None,
             })
         })
         .collect::<Result<Vec<_>, crate::ports::StorageError>>()?;
+    // Show All Clients says who manages each client (one query for the page).
+    let mut rows = rows;
+    if query.all {
+        let ids: Vec<i64> = rows.iter().map(|r| r.client_id).collect();
+        let mut managers = clients::case_managers(ctx.db, &ids)?;
+        for row in &mut rows {
+            row.case_managers = Some(managers.remove(&row.client_id).unwrap_or_default());
+        }
+    }
     let next = rows
         .last()
         .filter(|_| more)
@@ -567,6 +572,7 @@ mod tests {
             role_label: None,
             date_assigned: None,
             portal_status: "none",
+            case_managers: None,
         };
         let by_name = Query::parse("sort=name").unwrap();
         let cursor = cursor_after(&row, &by_name);

@@ -51,6 +51,8 @@ pub struct View {
     pub client: Client,
     pub email_check: EmailCheck,
     pub portal: Portal,
+    /// The staff on the client's caseload.
+    pub case_managers: Vec<clients::CaseManager>,
     /// Whether Reset and Send New can email at all.
     pub mail: crate::mail::MailStatus,
 }
@@ -157,6 +159,9 @@ pub fn view(
     Ok(View {
         email_check: check_email(client.email.as_deref()),
         portal: portal(ctx, id)?,
+        case_managers: clients::case_managers(ctx.db, &[id])?
+            .remove(&id)
+            .unwrap_or_default(),
         client,
         mail,
     })

@@ -247,6 +247,62 @@ pub fn may_see(db: &dyn Db, staff: Account, role: Role, client: i64) -> Result<b
     Ok(db.execute(sql, &params)?.first().is_some())
 }
 
+/// A staff member on a client's caseload.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseManager {
+    pub staff_id: i64,
+    pub display_name: String,
+    pub role: &'static str,
+    pub role_label: &'static str,
+    pub date_assigned: String,
+}
+
+/// A caseload role and its words, as the help page writes them.
+pub fn case_role(s: Option<&str>) -> Option<(&'static str, &'static str)> {
+    match s? {
+        "primary_case_manager" => Some(("primary_case_manager", "Primary Case Manager")),
+        "support_primary_staff" => Some(("support_primary_staff", "Support Primary Staff")),
+        _ => None,
+    }
+}
+
+/// The staff on each of `clients`' caseloads: primary case managers first, then by name.
+pub fn case_managers(
+    db: &dyn Db,
+    clients: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<CaseManager>>, StorageError> {
+    let mut out: std::collections::HashMap<i64, Vec<CaseManager>> = Default::default();
+    if clients.is_empty() {
+        return Ok(out);
+    }
+    let marks = vec!["?"; clients.len()].join(", ");
+    let ids: Vec<crate::ports::Value> = clients.iter().map(|&id| id.into()).collect();
+    let rows = db.execute(
+        &format!(
+            "SELECT a.client_id, s.id, s.display_name, a.role, a.date_assigned
+             FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id
+             WHERE a.client_id IN ({marks})
+             ORDER BY a.client_id, a.role, s.display_name COLLATE NOCASE, s.id"
+        ),
+        &ids,
+    )?;
+    for r in rows.iter() {
+        let (Some(client), Some(staff_id), Some((role, role_label))) =
+            (r.int(0), r.int(1), case_role(r.text(3)))
+        else {
+            continue;
+        };
+        out.entry(client).or_default().push(CaseManager {
+            staff_id,
+            display_name: r.string(2)?,
+            role,
+            role_label,
+            date_assigned: r.string(4)?,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,33 @@
 import { api } from "/js/api.js";
 import { h, field, busy, clearErrors, showError, page } from "/js/dom.js";
 
+/**
+ * The "Forgot your password?" page of a realm (`portal` or `staff`): an address, then the same
+ * answer whether or not it has an account. `label`, `intro` and `missing` are its words;
+ * `after` is said once a link is on its way.
+ */
+export function forgotPage({ realm, label, intro, missing, after = "" }) {
+  const email = field(label, { name: "email", type: "email", autocomplete: "email", required: true });
+  const button = h("button", { type: "submit" }, "Email me a link");
+  const form = h("form", { class: "card narrow", novalidate: true }, email.wrap, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!email.input.value.trim()) return showError(form, { field: "email", message: missing });
+    try {
+      const answer = await busy(button, () => api("POST", "/api/auth/forgot", { email: email.input.value.trim(), realm }));
+      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, answer.message,
+        " Check your spam folder too. Your current password keeps working until you use the link.", after);
+      form.replaceWith(done);
+      done.focus();
+    } catch (error) {
+      showError(form, error);
+    }
+    return undefined;
+  });
+  page("Forgot your password?", h("p", {}, intro), form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
+}
+
 /** The new-password fields with a live hint of the rules. */
 export function passwordRules(minLength, temporary) {
   const pass = field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true },

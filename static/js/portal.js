@@ -2,7 +2,7 @@
 // choosing a new password from the emailed link, and the client's own home page.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, resetFromLink } from "/js/password.js";
+import { forcedChangeForm, forgotPage, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, usDate, page,
 } from "/js/dom.js";
@@ -68,26 +68,12 @@ function forcedChange(answer, temporary) {
 
 function forgot() {
   nav.replaceChildren();
-  const email = field("Email address", { name: "email", type: "email", autocomplete: "email", required: true });
-  const button = h("button", { type: "submit" }, "Email me a link");
-  const form = h("form", { class: "card narrow", novalidate: true }, email.wrap, button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!email.input.value.trim()) return showError(form, { field: "email", message: "Enter the email address of your account." });
-    try {
-      const answer = await busy(button, () => api("POST", "/api/auth/forgot", { email: email.input.value.trim() }));
-      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, answer.message,
-        " Check your spam folder too. Your current password keeps working until you use the link.");
-      form.replaceWith(done);
-      done.focus();
-    } catch (error) {
-      showError(form, error);
-    }
+  forgotPage({
+    realm: "portal",
+    label: "Email address",
+    intro: "Enter the email address you use for the portal. We will email you a link to choose a new password.",
+    missing: "Enter the email address of your account.",
   });
-  page("Forgot your password?",
-    h("p", {}, "Enter the email address you use for the portal. We will email you a link to choose a new password."),
-    form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
 }
 
 function home(me) {

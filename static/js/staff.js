@@ -2,7 +2,7 @@
 // staff management for administrators. Views are chosen by the URL's hash.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, resetFromLink } from "/js/password.js";
+import { forcedChangeForm, forgotPage, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
 } from "/js/dom.js";
@@ -131,28 +131,13 @@ function signIn({ ended = false } = {}) {
 
 function forgot() {
   nav.replaceChildren();
-  const email = field("Work email", { name: "email", type: "email", autocomplete: "email", required: true });
-  const button = h("button", { type: "submit" }, "Email me a link");
-  const form = h("form", { class: "card narrow", novalidate: true }, email.wrap, button);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!email.input.value.trim()) return showError(form, { field: "email", message: "Enter the work email you sign in with." });
-    try {
-      const answer = await busy(button, () => api("POST", "/api/auth/forgot",
-        { email: email.input.value.trim(), realm: "staff" }));
-      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, answer.message,
-        " Check your spam folder too. Your current password keeps working until you use the link.",
-        " No email? Ask an administrator to reset your password.");
-      form.replaceWith(done);
-      done.focus();
-    } catch (error) {
-      showError(form, error);
-    }
+  forgotPage({
+    realm: "staff",
+    label: "Work email",
+    intro: "Enter the work email you sign in with. We will email you a link to choose a new password.",
+    missing: "Enter the work email you sign in with.",
+    after: " No email? Ask an administrator to reset your password.",
   });
-  page("Forgot your password?",
-    h("p", {}, "Enter the work email you sign in with. We will email you a link to choose a new password."),
-    form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
 }
 
 function forcedChange(answer, temporary) {
@@ -237,8 +222,9 @@ function renderTable(results, data, all) {
     }, row.name)),
     h("td", { "data-label": "DOB" }, usDate(row.dob)),
     h("td", { "data-label": "Age" }, String(row.age)),
-    h("td", { "data-label": "Role" }, row.role_label || (all ? "—" : "")),
-    h("td", { "data-label": "Date Assigned" }, usDate(row.date_assigned)),
+    all ? managerCells(row.case_managers || []) : [
+      h("td", { "data-label": "Role" }, row.role_label || ""),
+      h("td", { "data-label": "Date Assigned" }, usDate(row.date_assigned))],
     h("td", { "data-label": "Actions" }, h("a", { href: `#/client/${row.client_id}`, "aria-label": `Client Information for ${row.name}` }, "Client Information"))));
   const first = data.total === 0 ? 0 : data.offset + 1;
   const last = data.offset + data.rows.length;
@@ -390,6 +376,20 @@ function toggleAddClient(button) {
   fields[0].input.focus();
 }
 
+/** Show All Clients' role and date cells: every case manager of the client, in words. */
+function managerCells(managers) {
+  if (!managers.length) {
+    return [h("td", { "data-label": "Role" }, h("span", { class: "muted" }, "Not assigned to anyone")),
+      h("td", { "data-label": "Date Assigned" }, "")];
+  }
+  return [
+    h("td", { "data-label": "Role" }, h("ul", { class: "plain" },
+      managers.map((m) => h("li", {}, `${m.display_name} (${m.role_label})`)))),
+    h("td", { "data-label": "Date Assigned" }, h("ul", { class: "plain" },
+      managers.map((m) => h("li", {}, usDate(m.date_assigned))))),
+  ];
+}
+
 // ---------------------------------------------------------------------------------------
 // Client Information
 
@@ -408,7 +408,8 @@ async function clientInformation(id) {
   const details = h("section", { class: "card", "aria-labelledby": "details-title" });
   const portal = h("section", { class: "card", "aria-labelledby": "portal-title" });
   const history = h("section", { class: "card", "aria-labelledby": "history-title" });
-  loading.replaceWith(strip, details, portal, history);
+  const team = h("section", { class: "card", "aria-labelledby": "team-title" });
+  loading.replaceWith(strip, details, portal, team, history);
   const refresh = async () => {
     try {
       selected = await api("GET", `/api/clients/${id}`);
@@ -419,12 +420,80 @@ async function clientInformation(id) {
     renderStrip(strip, refresh);
     renderDetails(details, refresh);
     renderPortal(portal, refresh);
+    renderTeam(team, refresh);
     renderHistory(history, id);
   };
   renderStrip(strip, refresh);
   renderDetails(details, refresh);
   renderPortal(portal, refresh);
+  renderTeam(team, refresh);
   renderHistory(history, id);
+}
+
+/**
+ * Who manages the client; administrators assign the client to a staff member (a new hire's
+ * caseload is filled here) or take it off someone's caseload.
+ */
+function renderTeam(section, refresh) {
+  const c = selected.client;
+  const managers = selected.case_managers || [];
+  const admin = me.role === "admin";
+  const list = managers.length
+    ? h("ul", { class: "plain team" }, managers.map((m) => {
+      const remove = admin ? h("button", { type: "button", class: "link" }, "Remove") : null;
+      if (remove) {
+        remove.setAttribute("aria-label", `Remove ${c.last_name}, ${c.first_name} from ${m.display_name}'s caseload`);
+        remove.addEventListener("click", async () => {
+          const ok = await ask("Remove from caseload?", [
+            `${m.display_name} will no longer see ${c.last_name}, ${c.first_name} in My Caseload or open their information.`,
+          ], "Remove");
+          if (!ok) return;
+          try {
+            await busy(remove, () => api("DELETE", `/api/clients/${c.id}/assignments/${m.staff_id}`));
+            announce(`Removed from ${m.display_name}'s caseload.`);
+            await refresh();
+          } catch (error) {
+            section.append(errorBox(error));
+          }
+        });
+      }
+      return h("li", {}, h("strong", {}, m.display_name), ` — ${m.role_label}, since ${usDate(m.date_assigned)} `, remove);
+    }))
+    : h("p", { class: "muted" }, "No one has this client on their caseload.");
+  replace(section, h("h2", { id: "team-title" }, "Case managers"), list, admin ? assignForm(c, managers, refresh) : null);
+}
+
+function assignForm(c, managers, refresh) {
+  const who = h("select", { id: "assign-staff", name: "staff_id" }, h("option", { value: "" }, "Loading staff…"));
+  const role = h("select", { id: "assign-role", name: "role" },
+    h("option", { value: "primary_case_manager" }, "Primary Case Manager"),
+    h("option", { value: "support_primary_staff" }, "Support Primary Staff"));
+  const save = h("button", { type: "submit", class: "secondary" }, "Assign");
+  const form = h("form", { novalidate: true, "aria-label": "Assign to a staff member" },
+    h("div", { class: "grid" },
+      h("div", { class: "field" }, h("label", { for: "assign-staff" }, "Staff member"), who),
+      h("div", { class: "field" }, h("label", { for: "assign-role" }, "Case Management Role"), role)),
+    save);
+  api("GET", "/api/staff").then((data) => {
+    const active = data.staff.filter((s) => s.status === "active");
+    replace(who, h("option", { value: "" }, "Choose a staff member"),
+      active.map((s) => h("option", { value: String(s.id) },
+        managers.some((m) => m.staff_id === s.id) ? `${s.display_name} (change role)` : s.display_name)));
+  }).catch((error) => form.prepend(errorBox(error)));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!who.value) return showError(form, { field: "staff_id", message: "Choose the staff member to assign the client to." });
+    try {
+      await busy(save, () => api("POST", `/api/clients/${c.id}/assignments`, { staff_id: Number(who.value), role: role.value }));
+      announce("Assigned.");
+      await refresh();
+    } catch (error) {
+      showError(form, error);
+    }
+    return undefined;
+  });
+  return form;
 }
 
 function renderDetails(section, refresh) {
@@ -734,10 +803,35 @@ async function staffPage() {
   page("Staff", listArea, form);
   try {
     const data = await api("GET", "/api/staff");
+    const toggle = (s) => {
+      if (s.id === me.id) return h("span", { class: "muted" }, "You");
+      const disabling = s.status === "active";
+      const button = h("button", { type: "button", class: disabling ? "secondary" : "primary" }, disabling ? "Disable" : "Enable");
+      button.setAttribute("aria-label", `${disabling ? "Disable" : "Enable"} ${s.display_name}`);
+      button.addEventListener("click", async () => {
+        if (disabling) {
+          const ok = await ask(`Disable ${s.display_name}?`, [
+            "They are signed out at once and cannot sign in until an administrator enables them again.",
+            "Their caseload stays as it is, for whoever takes it over.",
+          ], "Disable");
+          if (!ok) return;
+        }
+        try {
+          await busy(button, () => api("PATCH", `/api/staff/${s.id}`, { status: disabling ? "disabled" : "active" }));
+          announce(`${s.display_name} is ${disabling ? "disabled" : "enabled"}.`);
+          await staffPage();
+        } catch (error) {
+          listArea.prepend(errorBox(error));
+        }
+      });
+      return button;
+    };
     replace(listArea, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Staff" },
-      h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Status"].map((t) => h("th", { scope: "col" }, t)))),
+      h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Status", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, data.staff.map((s) => h("tr", {}, h("td", {}, s.display_name), h("td", {}, s.email),
-          h("td", {}, s.role === "admin" ? "Administrator" : "Case manager"), h("td", {}, s.status)))))));
+          h("td", {}, s.role === "admin" ? "Administrator" : "Case manager"),
+          h("td", {}, s.status === "disabled" ? "Disabled (cannot sign in)" : "Active"),
+          h("td", {}, toggle(s))))))));
   } catch (error) {
     replace(listArea, errorBox(error));
   }

@@ -24,6 +24,36 @@ fn mailbox(app: &Server) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// An administrator sets Fanny's portal password (not one to change), so she can forget it.
+fn give_fanny_a_password(app: &Server) {
+    let fanny = client_id(app, "Fanny");
+    let set = Staff::sign_in(app, ADMIN).send(
+        "PUT",
+        &format!("/api/clients/{fanny}/portal-password"),
+        &json!({ "password": "copper kettle evening song", "password_confirm": "copper kettle evening song", "reset_required": false }),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+}
+
+/// The captured mail, once there is some (reset links are sent just after the answer).
+fn first_mail(app: &Server) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut mail = mailbox(app);
+    while mail.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        mail = mailbox(app);
+    }
+    mail
+}
+
+/// Signs `who` in on the staff sign-in page.
+fn staff_sign_in(app: &Server, b: &Browser, who: (&str, &str)) {
+    b.goto(&app.url("/staff/"));
+    b.fill("input[name=username]", who.0);
+    b.fill("input[name=password]", who.1);
+    b.click_text("button", "Sign in");
+}
+
 const SEED_ROWS: [&str; 6] = [
     "Doe, Jane",
     "Jackson, Fanny",
@@ -35,10 +65,7 @@ const SEED_ROWS: [&str; 6] = [
 
 /// Casey's part of scenario 1 by mouse, up to the answer of Reset and Send New.
 fn casey_resets_jane(app: &Server, b: &Browser, shots: &str) {
-    b.goto(&app.url("/staff/"));
-    b.fill("input[name=username]", CASEY.0);
-    b.fill("input[name=password]", CASEY.1);
-    b.click_text("button", "Sign in");
+    staff_sign_in(app, b, CASEY);
     b.wait_text("Showing 1 to 6 of 6 rows");
     let table = b.text(&b.find("table.caseload"));
     for name in SEED_ROWS {
@@ -121,14 +148,7 @@ fn scenario_one_in_the_browser() {
 #[test]
 fn scenario_two_forgot_password_through_the_emailed_link() {
     let app = demo();
-    let fanny = client_id(&app, "Fanny");
-    let admin = Staff::sign_in(&app, ADMIN);
-    let set = admin.send(
-        "PUT",
-        &format!("/api/clients/{fanny}/portal-password"),
-        &json!({ "password": "copper kettle evening song", "password_confirm": "copper kettle evening song", "reset_required": false }),
-    );
-    assert_eq!(set.status, 200, "{}", set.body);
+    give_fanny_a_password(&app);
 
     let b = Browser::start(1280, 900).unwrap();
     b.goto(&app.url("/portal/"));
@@ -138,14 +158,7 @@ fn scenario_two_forgot_password_through_the_emailed_link() {
     b.click_text("button", "Email me a link");
     b.wait_text("a link to choose a new password is on its way");
     b.screenshot("scenario2-1-forgot");
-    let mut mail = mailbox(&app);
-    for _ in 0..200 {
-        if !mail.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        mail = mailbox(&app);
-    }
+    let mail = first_mail(&app);
     assert_eq!(mail.len(), 1, "{mail:?}");
     let text = mail[0]["text"].as_str().unwrap();
     let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
@@ -187,10 +200,7 @@ fn the_office_practicum_ways_show_once_and_set_password() {
     let allison = client_id(&app, "Allison");
     let fanny = client_id(&app, "Fanny");
     let b = Browser::start(1280, 900).unwrap();
-    b.goto(&app.url("/staff/"));
-    b.fill("input[name=username]", ADMIN.0);
-    b.fill("input[name=password]", ADMIN.1);
-    b.click_text("button", "Sign in");
+    staff_sign_in(&app, &b, ADMIN);
     b.wait_text("Showing");
     // Administrators see every client, and add one.
     b.click_text("button", "Show All Clients");
@@ -334,10 +344,7 @@ fn scenario_one_by_keyboard_alone() {
 
 /// Signs Casey in and opens Jane Doe's Client Information.
 fn casey_opens_jane(app: &Server, b: &Browser) {
-    b.goto(&app.url("/staff/"));
-    b.fill("input[name=username]", CASEY.0);
-    b.fill("input[name=password]", CASEY.1);
-    b.click_text("button", "Sign in");
+    staff_sign_in(app, b, CASEY);
     b.wait_text("Showing 1 to 6 of 6 rows");
     b.click_text("button.name", "Doe, Jane");
     b.wait_text("Selected Client: Doe, Jane");
@@ -437,12 +444,7 @@ fn a_case_manager_who_forgot_her_password_chooses_a_new_one_from_the_emailed_lin
     b.click_text("button", "Email me a link");
     b.wait_text("Your current password keeps working until you use the link.");
     b.screenshot("staff-forgot-1-asked");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut mail = mailbox(&app);
-    while mail.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        mail = mailbox(&app);
-    }
+    let mail = first_mail(&app);
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert_eq!(mail[0]["to"], CASEY.0);
     let text = mail[0]["text"].as_str().unwrap();
@@ -468,25 +470,13 @@ fn a_case_manager_who_forgot_her_password_chooses_a_new_one_from_the_emailed_lin
 #[test]
 fn a_reset_link_is_checked_when_its_page_opens_and_survives_a_reload() {
     let app = demo();
-    let fanny = client_id(&app, "Fanny");
-    let admin = Staff::sign_in(&app, ADMIN);
-    let set = admin.send(
-        "PUT",
-        &format!("/api/clients/{fanny}/portal-password"),
-        &json!({ "password": "copper kettle evening song", "password_confirm": "copper kettle evening song", "reset_required": false }),
-    );
-    assert_eq!(set.status, 200, "{}", set.body);
+    give_fanny_a_password(&app);
     let asked = app.post(
         "/api/auth/forgot",
         &json!({ "email": "fanny.jackson@example.com" }),
     );
     assert_eq!(asked.status, 202);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut mail = mailbox(&app);
-    while mail.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        mail = mailbox(&app);
-    }
+    let mail = first_mail(&app);
     let text = mail[0]["text"].as_str().unwrap().to_string();
     let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
 
@@ -530,10 +520,7 @@ fn reset_and_send_new_is_off_and_says_why_for_a_client_without_an_email() {
     assert_eq!(added.status, 201, "{}", added.body);
     let id = added.json()["client"]["id"].as_i64().unwrap();
     let b = Browser::start(1280, 900).unwrap();
-    b.goto(&app.url("/staff/"));
-    b.fill("input[name=username]", CASEY.0);
-    b.fill("input[name=password]", CASEY.1);
-    b.click_text("button", "Sign in");
+    staff_sign_in(&app, &b, CASEY);
     b.wait_text("Showing 1 to");
     b.goto(&app.url(&format!("/staff/#/client/{id}")));
     b.wait_text("No email on file.");
@@ -550,10 +537,7 @@ fn reset_and_send_new_is_off_and_says_why_for_a_client_without_an_email() {
 fn add_client_shows_every_problem_beside_its_field_and_asks_before_a_duplicate() {
     let app = demo();
     let b = Browser::start(1280, 900).unwrap();
-    b.goto(&app.url("/staff/"));
-    b.fill("input[name=username]", CASEY.0);
-    b.fill("input[name=password]", CASEY.1);
-    b.click_text("button", "Sign in");
+    staff_sign_in(&app, &b, CASEY);
     b.wait_text("Showing 1 to 6 of 6 rows");
     b.click_text("button", "Add Client");
     b.find("form[aria-label='Add Client'] input[name=first_name]");
@@ -596,6 +580,83 @@ fn add_client_shows_every_problem_beside_its_field_and_asks_before_a_duplicate()
     b.click_text("form[aria-label='Add Client'] button", "Add Client");
     b.click_text("dialog button", "Add another client");
     b.wait_text("Showing 1 to 7 of 7 rows");
+    b.assert_clean_console();
+}
+
+#[test]
+fn an_administrator_fills_a_caseload_and_disables_a_staff_member_from_the_pages() {
+    let app = demo();
+    let robin = Staff::sign_in(&app, caseport_tests::demo::ROBIN);
+    // A client of Casey's that Robin does not see.
+    let (name, jane) = ["Jane", "Fanny", "Mandy", "Mindy", "Janet"]
+        .into_iter()
+        .map(|first| (first, client_id(&app, first)))
+        .find(|(_, id)| robin.get(&format!("/api/clients/{id}")).status == 404)
+        .unwrap();
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, ADMIN);
+    b.find("nav a[href='#/staff']");
+    // Show All Clients says who manages each client.
+    b.click_text("button", "Show All Clients");
+    b.wait_text("Casey Manager (Primary Case Manager)");
+    b.screenshot("admin-1-all-clients-managers");
+    // Jane goes on Robin's caseload, from Client Information.
+    b.goto(&app.url(&format!("/staff/#/client/{jane}")));
+    b.wait_text("Case managers");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let robin_id = loop {
+        let found = b.execute(
+            "const o = [...document.querySelectorAll('select[name=staff_id] option')].find((o) => o.textContent.startsWith('Robin')); return o ? o.value : null;",
+            &[],
+        );
+        if found.is_string() {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Robin in the staff list"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    b.execute(
+        "const s = document.querySelector('select[name=staff_id]'); s.value = arguments[0]; \
+         document.querySelector('select[name=role]').value = 'support_primary_staff'; return true;",
+        &[robin_id],
+    );
+    b.click_text(
+        "form[aria-label='Assign to a staff member'] button",
+        "Assign",
+    );
+    b.wait_text("Robin Support — Support Primary Staff");
+    b.screenshot("admin-2-assigned");
+    assert_eq!(
+        robin.get(&format!("/api/clients/{jane}")).status,
+        200,
+        "{name}"
+    );
+    // And off it again, after a question.
+    let remove = b.find("button[aria-label$=\"from Robin Support's caseload\"]");
+    b.click(&remove);
+    b.wait_text("Remove from caseload?");
+    b.click_text("dialog button", "Remove");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b
+        .body_text()
+        .contains("Robin Support — Support Primary Staff")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", b.body_text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(robin.get(&format!("/api/clients/{jane}")).status, 404);
+    // The Staff page disables Robin: the open session ends.
+    b.click_text("nav a", "Staff");
+    let disable = b.find("button[aria-label='Disable Robin Support']");
+    b.click(&disable);
+    b.wait_text("Disable Robin Support?");
+    b.click_text("dialog button", "Disable");
+    b.wait_text("Disabled (cannot sign in)");
+    b.screenshot("admin-3-staff-disabled");
+    assert_eq!(robin.get("/api/caseload").status, 401);
     b.assert_clean_console();
 }
 
