@@ -59,11 +59,22 @@ export async function busy(button, work) {
   }
 }
 
-/** An error box for an API error, focused so keyboard and screen-reader users meet it. */
+/**
+ * An error box for an API error, focused so keyboard and screen-reader users meet it. An
+ * expected answer (a wrong password, a pause, an edit conflict) says what happened in its own
+ * words; only a failure (no connection, a 5xx) is introduced as one.
+ */
 export function errorBox(error) {
+  const failure = error.status === 0 || error.status >= 500;
   const box = h("div", { class: "alert alert-error", role: "alert", tabindex: "-1" },
-    h("strong", {}, "Something went wrong. "), error.message);
+    failure ? h("strong", {}, "Something went wrong. ") : null, error.message);
   return box;
+}
+
+/** "1:05" for 65 seconds. */
+export function minutesAndSeconds(total) {
+  const s = Math.max(0, Math.ceil(total));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
 /** A labelled input: answers { wrap, input }. */

@@ -5,6 +5,7 @@ import { api } from "/js/api.js";
 import { forcedChangeForm, forgotPage, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
+  minutesAndSeconds,
 } from "/js/dom.js";
 
 const main = document.getElementById("main");
@@ -596,6 +597,10 @@ function renderPortal(section, refresh) {
       p.username ? [h("dt", {}, "Username"), h("dd", {}, p.username)] : null,
       p.temp_expires_at ? [h("dt", {}, "Temporary password expires"), h("dd", {}, when(p.temp_expires_at))] : null,
       p.last_sign_in_at ? [h("dt", {}, "Last sign-in"), h("dd", {}, when(p.last_sign_in_at))] : null),
+    p.status === "locked"
+      ? h("p", { class: "alert alert-warn" }, h("strong", {}, "Locked. "),
+        "Reset and Send New unlocks the account: the client gets a new temporary password by email and chooses their own at the next sign-in.")
+      : null,
     describeReset(p.last_reset),
     h("p", { class: "password-row" }, h("span", { class: "label" }, "Password: "), resetButton, " ", refreshButton),
     mailReady && c.email
@@ -665,8 +670,33 @@ async function resetAndSend(button, result, refresh) {
     fresh.focus();
   } catch (error) {
     replace(result, errorBox(error));
+    if (error.code === "recently_reset" && Number(error.retryAfter) > 0) waitBeforeResend(button, result, Number(error.retryAfter));
     result.focus();
   }
+}
+
+/**
+ * After a password was just sent, Reset and Send New waits: the button stays off and a line
+ * counts down to when another may be sent.
+ */
+function waitBeforeResend(button, result, seconds) {
+  const until = Date.now() + seconds * 1000;
+  const line = h("p", { class: "countdown", "aria-live": "off" });
+  result.append(line);
+  const tick = () => {
+    const left = (until - Date.now()) / 1000;
+    if (!line.isConnected) return;
+    if (left <= 0) {
+      button.disabled = false;
+      line.textContent = "You can send another one now.";
+      announce("Reset and Send New is available again.");
+      return;
+    }
+    button.disabled = true;
+    line.textContent = `You can send another one in ${minutesAndSeconds(left)}.`;
+    setTimeout(tick, 1000);
+  };
+  tick();
 }
 
 async function showOnce(button, result, refresh) {

@@ -661,6 +661,54 @@ fn an_administrator_fills_a_caseload_and_disables_a_staff_member_from_the_pages(
 }
 
 #[test]
+fn expected_errors_say_what_happened_and_the_resend_pause_counts_down() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, (CASEY.0, "not her password at all"));
+    b.wait_text("The username or password is not right.");
+    assert!(
+        !b.body_text().contains("Something went wrong"),
+        "{}",
+        b.body_text()
+    );
+    casey_opens_jane(&app, &b);
+    b.click_text("button", "Use jdoe123@hotmail.com");
+    b.wait_text("Email: jdoe123@hotmail.com");
+    for _ in 0..2 {
+        b.click_text("button", "Reset and Send New");
+        b.click_text("dialog button", "Yes, reset and send");
+        b.wait_text("j***@hotmail.com");
+    }
+    // The second one waits: the button is off and the time left counts down.
+    b.wait_text("You can send another one in 1:");
+    let state = b.execute(
+        "const r = [...document.querySelectorAll('button')].find((x) => x.textContent === 'Reset and Send New'); \
+         return [r.disabled, document.querySelector('.countdown').textContent];",
+        &[],
+    );
+    assert_eq!(state[0], json!(true), "{state}");
+    let first = state[1].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let later = b.execute(
+        "return document.querySelector('.countdown').textContent",
+        &[],
+    );
+    assert_ne!(
+        later.as_str(),
+        Some(first.as_str()),
+        "the countdown did not move"
+    );
+    assert!(
+        !b.body_text().contains("Something went wrong"),
+        "{}",
+        b.body_text()
+    );
+    assert_eq!(mailbox(&app).len(), 1);
+    b.screenshot("resend-pause");
+    b.assert_clean_console();
+}
+
+#[test]
 fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
     let app = demo();
     let b = Browser::start(360, 740).unwrap();
