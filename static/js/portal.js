@@ -2,12 +2,14 @@
 // choosing a new password from the emailed link, and the client's own home page.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, forgotPage, resetFromLink } from "/js/password.js";
+import { forcedChangeForm, forgotPage, passwordRules, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, usDate, page,
 } from "/js/dom.js";
 
 const nav = document.getElementById("nav");
+/** Said once at the top of the home page (after a new password is saved). */
+let notice = null;
 
 async function start() {
   if (document.body.dataset.view === "reset") return resetFromLink({ forgotHref: "/portal/#/forgot", home: "/portal/" });
@@ -49,14 +51,15 @@ function signIn(notice) {
   });
   page("Client portal sign-in",
     notice ? h("div", { class: "alert alert-ok", role: "status" }, notice) : null,
-    h("p", {}, "Sign in to fill out and sign your forms."), form);
+    h("p", {}, "Sign in to see the details your clinic has for you and to manage your password."), form);
 }
 
 function forcedChange(answer, temporary) {
   const form = forcedChangeForm(answer, temporary, {
     label: "Save my new password",
     done: async () => {
-      announce("Your new password is saved.");
+      notice = "Your new password is saved. Use it the next time you sign in.";
+      announce(notice);
       await start();
     },
     expired: () => signIn("That step took too long. Sign in again with your temporary password."),
@@ -81,7 +84,9 @@ function home(me) {
   replace(nav, h("span", { class: "who" }, me.user.display_name),
     h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
   const row = (label, value) => [h("dt", {}, label), h("dd", {}, value || "—")];
-  page(`Welcome, ${me.user.display_name}`,
+  const said = notice ? h("div", { class: "alert alert-ok", role: "status" }, notice) : null;
+  notice = null;
+  page(`Welcome, ${me.user.display_name}`, said,
     h("section", { class: "card", "aria-labelledby": "mine-title" },
       h("h2", { id: "mine-title" }, "Your details"),
       h("dl", { class: "facts" },
@@ -90,7 +95,45 @@ function home(me) {
         row("Email", p.email),
         row("Phone", p.phone),
         row("Username", p.username)),
-      h("p", { class: "hint" }, "If something here is wrong, tell your case manager.")));
+      h("p", { class: "hint" }, "If something here is wrong, tell your case manager.")),
+    changePassword());
+}
+
+/** The client changes their own password: the current one, then the new one twice. */
+function changePassword() {
+  const section = h("section", { class: "card", "aria-labelledby": "change-title" });
+  const current = field("Current password", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
+  const build = (minLength) => {
+    const rules = passwordRules(minLength);
+    const button = h("button", { type: "submit" }, "Change my password");
+    const form = h("form", { novalidate: true }, current.wrap, ...rules.parts, button);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      if (!current.input.value) return showError(form, { field: "current_password", message: "Enter your current password." });
+      if (rules.pass.input.value !== rules.again.input.value) {
+        return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
+      }
+      try {
+        await busy(button, () => api("POST", "/api/auth/change-password",
+          { current_password: current.input.value, new_password: rules.pass.input.value }));
+      } catch (error) {
+        if (error.code === "invalid_credentials") {
+          return showError(form, { field: "current_password", message: "The current password is not right." });
+        }
+        return showError(form, error);
+      }
+      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" },
+        "Your new password is saved. Use it the next time you sign in; you were signed out everywhere else.");
+      form.replaceWith(done);
+      done.focus();
+      return undefined;
+    });
+    replace(section, h("h2", { id: "change-title" }, "Change your password"), form);
+  };
+  replace(section, h("h2", { id: "change-title" }, "Change your password"), h("p", { class: "loading" }, "Loading…"));
+  api("GET", "/api/auth/password-rules").then((r) => build(r.min_length)).catch(() => build(15));
+  return section;
 }
 
 async function signOut() {

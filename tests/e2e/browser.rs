@@ -709,6 +709,37 @@ fn expected_errors_say_what_happened_and_the_resend_pause_counts_down() {
 }
 
 #[test]
+fn a_client_changes_her_own_password_and_is_told_it_is_saved() {
+    let app = demo();
+    give_fanny_a_password(&app);
+    let b = Browser::start(1280, 900).unwrap();
+    b.goto(&app.url("/portal/"));
+    b.wait_text("Sign in to see the details your clinic has for you");
+    b.fill("input[name=username]", "fanny.jackson@example.com");
+    b.fill("input[name=password]", "copper kettle evening song");
+    b.click_text("button", "Sign in");
+    b.wait_text("Change your password");
+    b.fill("input[name=current_password]", "not the right one at all");
+    b.fill("input[name=new_password]", "amber field quiet harbor");
+    b.fill("input[name=new_password_again]", "amber field quiet harbor");
+    b.click_text("button", "Change my password");
+    b.wait_text("The current password is not right");
+    b.fill("input[name=current_password]", "copper kettle evening song");
+    b.click_text("button", "Change my password");
+    b.wait_text("Your new password is saved.");
+    b.assert_clean_console();
+    let sign_in = |password: &str| {
+        app.post(
+            "/api/auth/login",
+            &json!({ "realm": "portal", "username": "fanny.jackson@example.com", "password": password }),
+        )
+        .status
+    };
+    assert_eq!(sign_in("copper kettle evening song"), 401);
+    assert_eq!(sign_in("amber field quiet harbor"), 200);
+}
+
+#[test]
 fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
     let app = demo();
     let b = Browser::start(360, 740).unwrap();
