@@ -387,7 +387,7 @@ pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec
          WHERE l.subject = ? ORDER BY l.seq DESC LIMIT 200",
         &[format!("client:{id}").into()],
     )?;
-    Ok(rows
+    let mut entries: Vec<Entry> = rows
         .iter()
         .map(|r| Entry {
             at: r.text(0).unwrap_or_default().to_string(),
@@ -398,5 +398,21 @@ pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec
                 .and_then(|d| serde_json::from_str(d).ok())
                 .unwrap_or(Json::Null),
         })
-        .collect())
+        .collect();
+    // An assignment names its staff member by id; the history says who, in words.
+    let names: std::collections::HashMap<i64, String> = ctx
+        .db
+        .execute("SELECT id, display_name FROM staff", &[])?
+        .iter()
+        .filter_map(|r| Some((r.int(0)?, r.string(1).ok()?)))
+        .collect();
+    for entry in &mut entries {
+        let staff = entry.detail.get("staff_id").and_then(Json::as_i64);
+        if let (Some(name), Json::Object(detail)) =
+            (staff.and_then(|id| names.get(&id)), &mut entry.detail)
+        {
+            detail.insert("staff_name".into(), Json::String(name.clone()));
+        }
+    }
+    Ok(entries)
 }

@@ -28,7 +28,9 @@ pub fn parse_name(field: &str, raw: &str, required: bool) -> Result<String, ApiE
             format!("Use at most {NAME_MAX} characters."),
         ));
     }
-    if has_hidden_characters(s) {
+    // Spaces around a name are trimmed; a control character (a tab, a line break) anywhere,
+    // even at an end, is refused, as the API contract says.
+    if has_hidden_characters(s) || raw.chars().any(char::is_control) {
         return Err(ApiError::invalid(field, HIDDEN_IN_NAME));
     }
     Ok(s.to_string())
@@ -352,6 +354,10 @@ mod tests {
         assert!(parse_name("first_name", " ", true).is_err());
         assert_eq!(parse_name("middle_name", "", false).unwrap(), "");
         assert!(parse_name("last_name", &"x".repeat(101), true).is_err());
+        // A control character at an end is not trimmed away but refused.
+        for raw in ["\rÉva", "Éva\n", "\tÉva"] {
+            assert!(parse_name("middle_name", raw, false).is_err(), "{raw:?}");
+        }
         assert_eq!(
             parse_phone("555-555-5555").unwrap().as_deref(),
             Some("555-555-5555")

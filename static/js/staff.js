@@ -761,13 +761,53 @@ function setPasswordForm(id, refresh) {
   return form;
 }
 
+/** Each recorded action in a client's history, in words. */
 const ACTIONS = {
-  client_viewed: "Viewed", client_updated: "Corrected details", client_created: "Added",
+  client_viewed: "Viewed", client_added: "Added to Caseport", client_created: "Added to Caseport",
+  client_updated: "Corrected details",
+  client_assigned: "Put on a caseload", client_unassigned: "Taken off a caseload",
   portal_password_reset_started: "Started Reset and Send New", portal_password_reset: "New temporary password sent",
   portal_password_reset_failed: "Reset and Send New failed", portal_password_shown: "Temporary password shown once",
-  portal_password_set: "Password set by an administrator", mail_delivered: "Email delivered", mail_bounced: "Email bounced",
-  mail_failed: "Email not delivered",
+  portal_password_set: "Password set by an administrator",
+  mail_delivered: "Email delivered", mail_bounced: "Email bounced", mail_failed: "Email not delivered",
+  email_change_notice_sent: "Previous address told of the email change",
+  email_change_notice_failed: "Could not tell the previous address of the email change",
+  password_reset_requested: "A reset link was asked for (Forgot password)",
+  reset_link_sent: "Reset link emailed", reset_link_failed: "Reset link could not be emailed",
+  password_reset_completed: "New password chosen with the reset link",
+  password_changed: "Portal password changed", password_change_failed: "Wrong current password when changing it",
+  sign_in: "Signed in to the portal", sign_in_change_required: "Signed in with a temporary password",
+  sign_in_failed: "Wrong password at sign-in", sign_in_temporary_expired: "Tried an expired temporary password",
+  sign_in_throttled: "Sign-in refused after too many attempts", sign_out: "Signed out of the portal",
 };
+
+const FIELDS = {
+  first_name: "First name", middle_name: "Middle name", last_name: "Last name", dob: "Date of birth",
+  email: "Email", phone: "Phone", username: "Portal username",
+};
+
+const ROLES = { primary_case_manager: "Primary Case Manager", support_primary_staff: "Support Primary Staff" };
+
+/** Who did it, in words: a staff member's name, the client, or someone not signed in. */
+function actorWords(actor) {
+  if (/^client:\d+$/.test(actor)) return "the client";
+  if (actor === "anonymous") return "someone on the portal's sign-in page";
+  if (actor === "system") return "Caseport";
+  return actor;
+}
+
+/** What an entry's detail says, in words (a change from the old value to the new one). */
+function detailWords(e) {
+  const d = e.detail || {};
+  if (e.action === "client_updated") {
+    const value = (v) => (v === null || v === undefined || v === "" ? "(none)" : String(v));
+    return Object.entries(d).filter(([, c]) => c && typeof c === "object")
+      .map(([k, c]) => `${FIELDS[k] || k}: ${value(c.old)} → ${value(c.new)}`).join("; ");
+  }
+  if (e.action === "client_assigned") return `${d.staff_name || "a staff member"} as ${ROLES[d.role] || d.role}`;
+  if (e.action === "client_unassigned") return d.staff_name || "a staff member";
+  return d.sent_to || d.to || d.reason || "";
+}
 
 async function renderHistory(section, id) {
   replace(section, h("h2", { id: "history-title" }, "History"), h("p", { class: "loading" }, "Loading…"));
@@ -776,10 +816,12 @@ async function renderHistory(section, id) {
     const shown = data.entries.filter((e) => e.action !== "client_viewed").slice(0, 30);
     replace(section, h("h2", { id: "history-title" }, "History"),
       shown.length === 0 ? h("p", { class: "muted" }, "Nothing has happened yet.")
-        : h("ol", { class: "history" }, shown.map((e) => h("li", {},
-          h("span", { class: "when" }, when(e.at)), " ", h("strong", {}, ACTIONS[e.action] || e.action.replaceAll("_", " ")),
-          ` — ${e.actor}`,
-          e.detail && (e.detail.sent_to || e.detail.reason) ? ` (${e.detail.sent_to || e.detail.reason})` : ""))));
+        : h("ol", { class: "history" }, shown.map((e) => {
+          const detail = detailWords(e);
+          return h("li", {},
+            h("span", { class: "when" }, when(e.at)), " ", h("strong", {}, ACTIONS[e.action] || e.action.replaceAll("_", " ")),
+            ` — ${actorWords(e.actor)}`, detail ? `: ${detail}` : "");
+        })));
   } catch (error) {
     replace(section, h("h2", { id: "history-title" }, "History"), errorBox(error));
   }

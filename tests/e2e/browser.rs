@@ -740,6 +740,55 @@ fn a_client_changes_her_own_password_and_is_told_it_is_saved() {
 }
 
 #[test]
+fn the_history_says_in_words_who_did_what_and_what_changed() {
+    let app = demo();
+    give_fanny_a_password(&app);
+    // Fanny asks for a link at the portal's sign-in page, not signed in.
+    let asked = app.post(
+        "/api/auth/forgot",
+        &json!({ "email": "fanny.jackson@example.com" }),
+    );
+    assert_eq!(asked.status, 202);
+    let fanny = client_id(&app, "Fanny");
+    let admin = Staff::sign_in(&app, ADMIN);
+    let robin = {
+        use caseport_shared::ports::Db;
+        app.db()
+            .execute(
+                "SELECT id FROM staff WHERE display_name = 'Robin Support'",
+                &[],
+            )
+            .unwrap()
+            .first()
+            .and_then(|r| r.int(0))
+            .unwrap()
+    };
+    let assigned = admin.send(
+        "POST",
+        &format!("/api/clients/{fanny}/assignments"),
+        &json!({ "staff_id": robin, "role": "support_primary_staff" }),
+    );
+    assert_eq!(assigned.status, 200, "{}", assigned.body);
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, ADMIN);
+    b.find("nav a[href='#/staff']");
+    b.goto(&app.url(&format!("/staff/#/client/{fanny}")));
+    b.wait_text("Client details");
+    b.fill("input[name=phone]", "555-0199");
+    b.click_text("button", "Save changes");
+    b.wait_text("Corrected details — Avery Admin: Phone: 555-555-0101 → 555-0199");
+    b.wait_text("Put on a caseload — Avery Admin: Robin Support as Support Primary Staff");
+    b.wait_text(
+        "A reset link was asked for (Forgot password) — someone on the portal's sign-in page",
+    );
+    let history = b.text(&b.find("ol.history"));
+    assert!(!history.contains("anonymous"), "{history}");
+    assert!(!history.contains("client:"), "{history}");
+    b.screenshot("history-in-words");
+    b.assert_clean_console();
+}
+
+#[test]
 fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
     let app = demo();
     let b = Browser::start(360, 740).unwrap();
