@@ -25,7 +25,8 @@ fn cache_file(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     dir.join(format!("{name}.cwasm"))
 }
 
-/// The compiled component for `wasm`, from the cache in `dir` or compiled and stored there.
+/// The compiled component for `wasm` (a component: core modules are made components before),
+/// from the cache in `dir` or compiled and stored there.
 pub fn component(engine: &Engine, wasm: &[u8], dir: &Path) -> Result<Component> {
     let file = cache_file(engine, wasm, dir);
     if file.exists() {
@@ -38,8 +39,7 @@ pub fn component(engine: &Engine, wasm: &[u8], dir: &Path) -> Result<Component> 
             return Ok(component);
         }
     }
-    let wasm = crate::componentize::component_bytes(wasm)?;
-    let component = Component::new(engine, &wasm)
+    let component = Component::new(engine, wasm)
         .map_err(anyhow::Error::from)
         .context("not a valid wasm component")?;
     if let Ok(bytes) = component.serialize() {

@@ -293,9 +293,15 @@ impl App {
                     decl.source
                 )
             })?;
-            let missing = unprovided_imports(&bytes).with_context(|| {
-                format!("{file}: component.{name}.source = \"{}\"", decl.source)
-            })?;
+            // A core module becomes a component once, here; the compile (or the cache) gets
+            // the component.
+            let at = || format!("{file}: component.{name}.source = \"{}\"", decl.source);
+            let made = match crate::componentize::component_bytes(&bytes).with_context(at)? {
+                std::borrow::Cow::Owned(component) => Some(component),
+                std::borrow::Cow::Borrowed(_) => None,
+            };
+            let bytes = made.unwrap_or(bytes);
+            let missing = unprovided_imports(&bytes).with_context(at)?;
             if !missing.is_empty() {
                 bail!(
                     "{file}: component.{name} imports {}, which caseport up does not provide (it provides wasi 0.2, wasi:http, and Spin's key-value, SQLite and variables); run it under the Spin CLI",
@@ -858,9 +864,9 @@ pub fn error_response(status: u16, code: &str, message: &str) -> http::Response<
     response
 }
 
-/// The Spin interfaces a component (or a module, as it becomes one) imports that this
-/// runtime does not provide (outbound Redis, MQTT, PostgreSQL, MySQL, Serverless AI), each
-/// with what it is for. Read from the binary, without compiling it.
+/// The Spin interfaces a component imports that this runtime does not provide (outbound
+/// Redis, MQTT, PostgreSQL, MySQL, Serverless AI), each with what it is for. Read from the
+/// binary, without compiling it.
 fn unprovided_imports(wasm: &[u8]) -> Result<Vec<String>> {
     const UNPROVIDED: [(&str, &str); 9] = [
         ("fermyon:spin/redis", "outbound Redis"),
@@ -873,11 +879,10 @@ fn unprovided_imports(wasm: &[u8]) -> Result<Vec<String>> {
         ("spin:mysql/mysql", "MySQL"),
         ("fermyon:spin/llm", "Serverless AI"),
     ];
-    let component = crate::componentize::component_bytes(wasm)?;
     let mut missing = Vec::new();
     // Only the outermost component's imports: nested modules and components import from it.
     let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(&component) {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.context("not a valid wasm component")? {
             wasmparser::Payload::Version { .. } => depth += 1,
             wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),

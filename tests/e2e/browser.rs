@@ -35,6 +35,17 @@ fn give_fanny_a_password(app: &Server) {
     assert_eq!(set.status, 200, "{}", set.body);
 }
 
+/// Fanny, with a password of her own, asks for a reset link at the portal's sign-in page (the
+/// API call the page makes, not signed in).
+fn fanny_forgets_her_password(app: &Server) {
+    give_fanny_a_password(app);
+    let asked = app.post(
+        "/api/auth/forgot",
+        &json!({ "email": "fanny.jackson@example.com" }),
+    );
+    assert_eq!(asked.status, 202, "{}", asked.body);
+}
+
 /// The captured mail, once there is some (reset links are sent just after the answer).
 fn first_mail(app: &Server) -> Vec<Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -470,12 +481,7 @@ fn a_case_manager_who_forgot_her_password_chooses_a_new_one_from_the_emailed_lin
 #[test]
 fn a_reset_link_is_checked_when_its_page_opens_and_survives_a_reload() {
     let app = demo();
-    give_fanny_a_password(&app);
-    let asked = app.post(
-        "/api/auth/forgot",
-        &json!({ "email": "fanny.jackson@example.com" }),
-    );
-    assert_eq!(asked.status, 202);
+    fanny_forgets_her_password(&app);
     let mail = first_mail(&app);
     let text = mail[0]["text"].as_str().unwrap().to_string();
     let link = text.lines().find(|l| l.contains("#token=")).unwrap().trim();
@@ -742,13 +748,7 @@ fn a_client_changes_her_own_password_and_is_told_it_is_saved() {
 #[test]
 fn the_history_says_in_words_who_did_what_and_what_changed() {
     let app = demo();
-    give_fanny_a_password(&app);
-    // Fanny asks for a link at the portal's sign-in page, not signed in.
-    let asked = app.post(
-        "/api/auth/forgot",
-        &json!({ "email": "fanny.jackson@example.com" }),
-    );
-    assert_eq!(asked.status, 202);
+    fanny_forgets_her_password(&app);
     let fanny = client_id(&app, "Fanny");
     let admin = Staff::sign_in(&app, ADMIN);
     let robin = {

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use caseport_shared::native::NativeDb;
 use caseport_shared::ports::Db;
 use caseport_tests::demo::{ADMIN, CASEY, ROBIN};
-use caseport_tests::fake_mail::{Act, FakeMail, Kind};
+use caseport_tests::fake_mail::{FakeMail, Kind};
 use caseport_tests::{Server, Staff, Up, checks};
 use serde_json::json;
 
@@ -48,40 +48,10 @@ fn killed_while_waiting_for_the_provider_the_emailed_password_still_works() {
     let app = Arc::new(with_provider(&fake, state.path()).start().unwrap());
     let casey = Staff::sign_in(&app, CASEY);
     let jane = app.client_id("Jane");
-    let version = casey.get(&format!("/api/clients/{jane}")).json()["client"]["version"].clone();
-    let fixed = casey.send(
-        "PATCH",
-        &format!("/api/clients/{jane}"),
-        &json!({ "version": version, "email": "jdoe123@hotmail.com" }),
-    );
+    let fixed = casey.correct_email(jane, "jdoe123@hotmail.com");
     assert_eq!(fixed.status, 200, "{}", fixed.body);
     // The provider takes the email and holds its answer; the server dies meanwhile.
-    fake.then(Act::Hold);
-    let cookie = casey.cookie.clone();
-    let pending = {
-        let app = app.clone();
-        thread::spawn(move || {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                app.call(
-                    "POST",
-                    &format!("/api/clients/{jane}/portal-password/reset"),
-                    Some(&json!({ "delivery": "email", "idempotency_key": "killed-mid-send-1" })),
-                    &[("cookie", &cookie)],
-                )
-            }));
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while fake.received().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the email never reached the provider"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    app.kill();
-    fake.release();
-    let _ = pending.join();
+    fake.kill_server_mid_send(&app, jane, &casey.cookie, "killed-mid-send-1");
     drop(casey);
     drop(app);
 

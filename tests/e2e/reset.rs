@@ -58,12 +58,7 @@ fn reset(staff: &Staff, id: i64, delivery: &str, key: &str) -> Reply {
 
 /// Corrects a client's email as a case manager does in Client Information.
 fn correct_email(staff: &Staff, id: i64, email: &str) {
-    let version = staff.get(&format!("/api/clients/{id}")).json()["client"]["version"].clone();
-    let r = staff.send(
-        "PATCH",
-        &format!("/api/clients/{id}"),
-        &json!({ "version": version, "email": email }),
-    );
+    let r = staff.correct_email(id, email);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 

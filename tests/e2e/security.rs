@@ -24,15 +24,6 @@ fn wait_for_mail(app: &Server, n: usize) -> Vec<Value> {
     }
 }
 
-fn correct_email(staff: &Staff, id: i64, email: &str) -> Reply {
-    let version = staff.get(&format!("/api/clients/{id}")).json()["client"]["version"].clone();
-    staff.send(
-        "PATCH",
-        &format!("/api/clients/{id}"),
-        &json!({ "version": version, "email": email }),
-    )
-}
-
 fn history(staff: &Staff, id: i64) -> Vec<String> {
     staff.get(&format!("/api/clients/{id}/history")).json()["entries"]
         .as_array()
@@ -58,7 +49,7 @@ fn forgot_password_reaches_only_the_address_on_record_after_a_correction() {
     let casey = Staff::sign_in(&app, CASEY);
     let jane = app.client_id("Jane");
     // Jane's portal username is her old, mistyped address.
-    let fixed = correct_email(&casey, jane, "jdoe123@hotmail.com");
+    let fixed = casey.correct_email(jane, "jdoe123@hotmail.com");
     assert_eq!(fixed.status, 200, "{}", fixed.body);
     let portal = casey.get(&format!("/api/clients/{jane}")).json()["portal"].clone();
     assert_eq!(
@@ -87,7 +78,7 @@ fn the_previous_address_is_told_when_the_email_changes() {
     let app = demo_app();
     let casey = Staff::sign_in(&app, CASEY);
     let fanny = app.client_id("Fanny");
-    let r = correct_email(&casey, fanny, "fanny.new@example.net");
+    let r = casey.correct_email(fanny, "fanny.new@example.net");
     assert_eq!(r.status, 200, "{}", r.body);
     let mail = wait_for_mail(&app, 1);
     assert_eq!(mail.len(), 1, "{mail:?}");
@@ -110,10 +101,7 @@ fn the_previous_address_is_told_when_the_email_changes() {
     }
     // A mistyped address that cannot take mail is not written to.
     let jane = app.client_id("Jane");
-    assert_eq!(
-        correct_email(&casey, jane, "jdoe123@hotmail.com").status,
-        200
-    );
+    assert_eq!(casey.correct_email(jane, "jdoe123@hotmail.com").status, 200);
     assert_eq!(
         count(
             &app,

@@ -85,12 +85,7 @@ fn client_id(staff: &Staff, first_name: &str) -> i64 {
 }
 
 fn correct_email(staff: &Staff, id: i64, email: &str) {
-    let version = staff.get(&format!("/api/clients/{id}")).json()["client"]["version"].clone();
-    let r = staff.send(
-        "PATCH",
-        &format!("/api/clients/{id}"),
-        &json!({ "version": version, "email": email }),
-    );
+    let r = staff.correct_email(id, email);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -339,32 +334,7 @@ fn a_replica_killed_mid_reset_leaves_the_other_serving_and_the_state_whole() {
     correct_email(&on_a, jane, "jdoe123@hotmail.com");
 
     // The provider takes the email and holds its answer; replica A dies meanwhile.
-    fake.then(Act::Hold);
-    let pending = {
-        let a = a.clone();
-        let cookie = on_a.cookie.clone();
-        thread::spawn(move || {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                a.call(
-                    "POST",
-                    &format!("/api/clients/{jane}/portal-password/reset"),
-                    Some(&json!({ "delivery": "email", "idempotency_key": "killed-replica-1" })),
-                    &[("cookie", &cookie)],
-                )
-            }));
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while fake.received().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the email never reached the provider"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    a.kill();
-    fake.release();
-    let _ = pending.join();
+    fake.kill_server_mid_send(&a, jane, &on_a.cookie, "killed-replica-1");
 
     // B serves the same session, and tells the case manager the send is unresolved.
     let on_b = Staff {

@@ -130,6 +130,44 @@ impl FakeMail {
         self.released.store(true, Ordering::SeqCst);
     }
 
+    /// Starts Reset and Send New of `client` on `server` with `cookie` and `key`; once its
+    /// email has reached this provider, which holds its answer, kills the server, then lets
+    /// the provider answer. The reset is left interrupted mid-send.
+    pub fn kill_server_mid_send(
+        &self,
+        server: &Arc<crate::Server>,
+        client: i64,
+        cookie: &str,
+        key: &str,
+    ) {
+        self.then(Act::Hold);
+        let pending = {
+            let server = server.clone();
+            let (cookie, key) = (cookie.to_string(), key.to_string());
+            thread::spawn(move || {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    server.call(
+                        "POST",
+                        &format!("/api/clients/{client}/portal-password/reset"),
+                        Some(&json!({ "delivery": "email", "idempotency_key": key })),
+                        &[("cookie", &cookie)],
+                    )
+                }));
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.received().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the email never reached the provider"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        server.kill();
+        self.release();
+        let _ = pending.join();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -756,6 +756,16 @@ impl<'a> Staff<'a> {
         self.app
             .call(method, path, Some(body), &[("cookie", &self.cookie)])
     }
+
+    /// Corrects a client's email as Client Information does, at the version it reads.
+    pub fn correct_email(&self, id: i64, email: &str) -> Reply {
+        let version = self.get(&format!("/api/clients/{id}")).json()["client"]["version"].clone();
+        self.send(
+            "PATCH",
+            &format!("/api/clients/{id}"),
+            &serde_json::json!({ "version": version, "email": email }),
+        )
+    }
 }
 
 /// Caseport as the README runs it (demo data, the local mailbox), schema and data already in

@@ -2,7 +2,7 @@
 //! Markdown table for docs/BENCHMARKS.md. Figures, not pass/fail: nothing here is a test.
 
 use std::process::Command;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -172,62 +172,6 @@ fn first_response(cache: &std::path::Path) -> Result<(Duration, Duration)> {
     let page = started.elapsed();
     app.sign_in("staff", CASEY.0, CASEY.1);
     Ok((page, started.elapsed()))
-}
-
-/// Runs `connections` clients, each GETting one of `urls` in turn (spreading them evenly)
-/// with `headers`, for LOAD_SECONDS; returns requests, latencies and failures.
-fn load(
-    urls: &[String],
-    headers: &[(&str, &str)],
-    connections: usize,
-) -> Result<(usize, Vec<Duration>, usize)> {
-    let barrier = Arc::new(Barrier::new(connections));
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let workers: Vec<_> = (0..connections)
-        .map(|n| {
-            let url = urls[n % urls.len()].clone();
-            let headers = headers.clone();
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                barrier.wait();
-                let end = Instant::now() + Duration::from_secs(LOAD_SECONDS);
-                while Instant::now() < end {
-                    let t = Instant::now();
-                    let mut request = agent.get(&url);
-                    for (k, v) in &headers {
-                        request = request.header(k, v);
-                    }
-                    match request.call() {
-                        Ok(mut r) if r.status() == 200 => {
-                            let _ = r.body_mut().read_to_vec();
-                            latencies.push(t.elapsed());
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w
-            .join()
-            .map_err(|_| anyhow::anyhow!("a load thread failed"))?;
-        all.extend(l);
-        errors += e;
-    }
-    Ok((all.len(), all, errors))
 }
 
 /// CPU seconds (user + system) the process has used so far, from /proc.

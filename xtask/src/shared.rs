@@ -10,7 +10,7 @@ use caseport_tests::services::{Redis, Sqld, shared_runtime_config};
 use caseport_tests::{Server, Staff, Up};
 use serde_json::json;
 
-use crate::{LOAD_SECONDS, cpu_seconds, fill, fill_statements, load, ms};
+use crate::{LOAD_SECONDS, cpu_seconds, fill, fill_statements, ms};
 
 const CLIENTS: usize = 100_000;
 const CALLS: usize = 30;
@@ -196,18 +196,26 @@ fn operations(backend: &Backend, fake: &FakeMail) -> Result<()> {
 
 /// `connections` clients reading Casey's caseload for LOAD_SECONDS, spread over `apps`.
 fn replicas_row(label: &str, apps: &[&Server], cookie: &str, connections: usize) -> Result<()> {
-    let urls: Vec<String> = apps.iter().map(|a| a.url("/api/caseload")).collect();
-    let (count, mut latencies, errors) = load(&urls, &[("cookie", cookie)], connections)?;
-    if latencies.is_empty() {
-        bail!("{label}: no request succeeded ({errors} errors)");
+    let addrs = apps
+        .iter()
+        .map(|a| a.base.parse())
+        .collect::<Result<Vec<std::net::SocketAddr>, _>>()?;
+    let mut run = crate::http_load::run(
+        &addrs,
+        "/api/caseload",
+        &[("cookie", cookie)],
+        connections,
+        LOAD_SECONDS as f64,
+    )?;
+    if run.requests == 0 {
+        bail!("{label}: no request succeeded ({} errors)", run.errors);
     }
-    latencies.sort();
-    let pick = |q: f64| ms(latencies[((latencies.len() - 1) as f64 * q) as usize]);
     println!(
-        "| {label} | {connections} | {:.0} | {:.1} | {:.1} | {errors} |",
-        count as f64 / LOAD_SECONDS as f64,
-        pick(0.5),
-        pick(0.99)
+        "| {label} | {connections} | {:.0} | {:.1} | {:.1} | {} |",
+        run.per_second(),
+        run.micros(0.5) / 1000.0,
+        run.micros(0.99) / 1000.0,
+        run.errors
     );
     Ok(())
 }
