@@ -216,8 +216,9 @@ impl Attempt {
 
     /// Reserves the attempt on each counter, or refuses it with `too_many_attempts` (giving
     /// back what it reserved on the counters before: no password was checked); the first
-    /// refusal of a lock is audited, the others only counted.
-    fn reserve(&self, ctx: &Ctx<'_>, what: &str) -> Result<(), ApiError> {
+    /// refusal of a lock is audited, the others only counted. Answers what to say if this
+    /// password is wrong and the next wrong one would lock the account.
+    fn reserve(&self, ctx: &Ctx<'_>, what: &str, kind: AccountKind) -> Result<Warning, ApiError> {
         let now = ctx.now();
         let counters = [
             (&self.network, throttle::PER_NETWORK, None),
@@ -228,25 +229,31 @@ impl Attempt {
             ),
             (&self.account, throttle::PER_ACCOUNT_DAY, None),
         ];
+        let mut counted = [0; 3];
         for (i, (key, limit, account)) in counters.iter().enumerate() {
-            if let Err(refused) = throttle::reserve(ctx.db, key, *limit, now, *account)? {
-                for (earlier, limit, _) in &counters[..i] {
-                    throttle::refund(ctx.db, earlier, *limit)?;
+            let refused = match throttle::reserve(ctx.db, key, *limit, now, *account)? {
+                Ok(n) => {
+                    counted[i] = n;
+                    continue;
                 }
-                if refused.first {
-                    transaction(ctx.db, || {
-                        ctx.audit(
-                            "anonymous",
-                            "sign_in_throttled",
-                            None,
-                            json!({ "attempt": what, "retry_after": refused.retry_after }),
-                        )
-                    })?;
-                }
-                return Err(too_many_attempts(refused.retry_after));
+                Err(refused) => refused,
+            };
+            for (earlier, limit, _) in &counters[..i] {
+                throttle::refund(ctx.db, earlier, *limit)?;
             }
+            if refused.first {
+                transaction(ctx.db, || {
+                    ctx.audit(
+                        "anonymous",
+                        "sign_in_throttled",
+                        None,
+                        json!({ "attempt": what, "retry_after": refused.retry_after }),
+                    )
+                })?;
+            }
+            return Err(too_many_attempts(refused.retry_after));
         }
-        Ok(())
+        Ok(Warning::after(counted[1], counted[2], kind))
     }
 
     /// The password was right: the account's counters are forgotten, and the network gets
@@ -256,6 +263,51 @@ impl Attempt {
         throttle::clear(ctx.db, &self.account)?;
         throttle::refund(ctx.db, &self.network, throttle::PER_NETWORK)
     }
+}
+
+/// What a wrong password is told about the next one: nothing, or that it locks the account.
+struct Warning(Option<String>);
+
+impl Warning {
+    /// After `pair` failures from this network and `day` from anywhere today.
+    fn after(pair: i64, day: i64, kind: AccountKind) -> Self {
+        let until = if throttle::PER_ACCOUNT_DAY.lock_after(day).is_some() {
+            Some(match kind {
+                AccountKind::Staff => "until an administrator unlocks it".to_string(),
+                AccountKind::Client => {
+                    "until your case manager sends you a new password".to_string()
+                }
+            })
+        } else {
+            throttle::PER_ACCOUNT_AND_NETWORK
+                .lock_after(pair)
+                .map(|seconds| format!("for {}", human_duration(seconds)))
+        };
+        Self(until.map(|until| {
+            format!("If the next password is wrong too, this account is locked {until}.")
+        }))
+    }
+
+    /// The refusal of a wrong password, warned.
+    fn refuse(self) -> ApiError {
+        match self.0 {
+            None => invalid_credentials(),
+            Some(warning) => ApiError::new(
+                Code::InvalidCredentials,
+                format!("{} {warning}", invalid_credentials().message),
+            ),
+        }
+    }
+}
+
+/// `30 seconds`, `1 minute`, `15 minutes`, `24 hours`.
+fn human_duration(seconds: i64) -> String {
+    let (n, unit) = match seconds {
+        s if s < 60 => (s, "second"),
+        s if s < 3600 => (s / 60, "minute"),
+        s => (s / 3600, "hour"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Reserves one attempt at something limited per `subject` (no account to protect), or
@@ -273,7 +325,7 @@ fn limit(
         ctx.now(),
         None,
     )? {
-        Ok(()) => Ok(()),
+        Ok(_) => Ok(()),
         Err(refused) => Err(too_many_attempts(refused.retry_after)),
     }
 }
@@ -286,7 +338,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, network: &str) -> Result<SignIn,
     let now = ctx.now();
     let username = req.username.trim().to_lowercase();
     let attempt = Attempt::new(realm.kind(), &username, network);
-    attempt.reserve(ctx, realm.kind().as_str())?;
+    let warning = attempt.reserve(ctx, realm.kind().as_str(), realm.kind())?;
 
     let mut cred = credentials::by_username(ctx.db, realm, &username)?;
     if realm == Realm::Portal
@@ -319,7 +371,7 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, network: &str) -> Result<SignIn,
                 json!({ "realm": req.realm }),
             )
         })?;
-        return Err(invalid_credentials());
+        return Err(warning.refuse());
     };
     attempt.succeeded(ctx)?;
     let label = cred.account.label();
@@ -377,12 +429,7 @@ pub fn change_password(
     let new = Password::new(req.new_password.clone());
     let now = ctx.now();
     if let Some(change_token) = &req.change_token {
-        let invalid = || {
-            ApiError::new(
-                Code::InvalidChangeToken,
-                "This step has expired or was already completed. Sign in again with your temporary password.",
-            )
-        };
+        let invalid = invalid_change_token;
         let account = tokens::peek_one_time(ctx.db, Purpose::Change, change_token, now)?
             .ok_or_else(invalid)?;
         let cred = credentials::by_account(ctx.db, account)?.ok_or_else(invalid)?;
@@ -419,14 +466,14 @@ pub fn change_password(
     // they were typed.
     let username = credentials::username(ctx.db, account)?.ok_or_else(not_signed_in)?;
     let attempt = Attempt::new(account.kind, &username, network);
-    attempt.reserve(ctx, "password_change")?;
+    let warning = attempt.reserve(ctx, "password_change", account.kind)?;
     let cred = credentials::by_account(ctx.db, account)?.ok_or_else(not_signed_in)?;
     if passwords::verify(&cred.phc, &Password::new(current.clone()))? == Check::Wrong {
         let label = account.label();
         transaction(ctx.db, || {
             ctx.audit(&label, "password_change_failed", Some(&label), json!({}))
         })?;
-        return Err(invalid_credentials());
+        return Err(warning.refuse());
     }
     attempt.succeeded(ctx)?;
     check_new_password(ctx, &cred, &new)?;
@@ -651,11 +698,107 @@ pub fn forgot(
     Ok(links)
 }
 
+fn invalid_change_token() -> ApiError {
+    ApiError::new(
+        Code::InvalidChangeToken,
+        "This step has expired or was already completed. Sign in again with your temporary password.",
+    )
+}
+
 fn invalid_reset_link() -> ApiError {
     ApiError::new(
         Code::InvalidResetToken,
         "This reset link has expired or was already used. Ask for a new one from the sign-in page.",
     )
+}
+
+/// `POST /api/auth/password-check`: a password being chosen, and whose, so that the live hint
+/// applies the same rules as the server will (the account's own words included). At most one
+/// of the account fields; with none, only the rules everyone shares.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordCheckRequest {
+    pub new_password: String,
+    /// The forced change after a temporary password.
+    #[serde(default)]
+    pub change_token: Option<String>,
+    /// An emailed reset link.
+    #[serde(default)]
+    pub reset_token: Option<String>,
+    /// An administrator setting this client's password.
+    #[serde(default)]
+    pub client_id: Option<i64>,
+    /// The signed-in account changing its own.
+    #[serde(default)]
+    pub own: bool,
+}
+
+/// Checks a password against the policy before it is sent for real: `None` when it would be
+/// accepted, or why not, in the words the server's refusal will use. Nothing is stored or
+/// recorded; whether it equals the current password is left to the real request (that needs
+/// the password hash, a deliberate cost).
+pub fn check_password(
+    ctx: &Ctx<'_>,
+    req: &PasswordCheckRequest,
+    session: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let chosen = [
+        req.change_token.is_some(),
+        req.reset_token.is_some(),
+        req.client_id.is_some(),
+        req.own,
+    ];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        return Err(ApiError::invalid(
+            "new_password",
+            "Name at most one account: change_token, reset_token, client_id or own.",
+        ));
+    }
+    let now = ctx.now();
+    let account = if let Some(token) = &req.change_token {
+        Some(
+            tokens::peek_one_time(ctx.db, Purpose::Change, token, now)?
+                .ok_or_else(invalid_change_token)?,
+        )
+    } else if let Some(token) = &req.reset_token {
+        Some(
+            tokens::peek_one_time(ctx.db, Purpose::Reset, token, now)?
+                .ok_or_else(invalid_reset_link)?,
+        )
+    } else if let Some(client) = req.client_id {
+        let (_, role) = require_staff(ctx, session)?;
+        if role != Role::Admin
+            || user_view(
+                ctx.db,
+                Account {
+                    kind: AccountKind::Client,
+                    id: client,
+                },
+            )?
+            .is_none()
+        {
+            return Err(ApiError::not_found());
+        }
+        Some(Account {
+            kind: AccountKind::Client,
+            id: client,
+        })
+    } else if req.own {
+        Some(require_session(ctx, session)?)
+    } else {
+        None
+    };
+    let own_words = match account {
+        Some(account) => credentials::own_words(ctx.db, account)?,
+        None => policy::OwnWords::default(),
+    };
+    Ok(policy::check(
+        &req.new_password,
+        ctx.settings.password_min_length,
+        &policy::Context::chosen(&own_words),
+    )
+    .err()
+    .map(|w| w.0))
 }
 
 /// `POST /api/auth/reset-link`.
@@ -816,6 +959,85 @@ mod tests {
             },
             network,
         )
+    }
+
+    #[test]
+    fn the_password_hint_applies_the_servers_rules_to_the_right_account() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let check = |req: PasswordCheckRequest| check_password(&ctx, &req, None);
+        let plain = |p: &str| PasswordCheckRequest {
+            new_password: p.into(),
+            change_token: None,
+            reset_token: None,
+            client_id: None,
+            own: false,
+        };
+        for weak in ["passwordpassword", "123456789012345", "short"] {
+            assert!(check(plain(weak)).unwrap().is_some(), "{weak}");
+        }
+        let mine = "casey manager likes tea";
+        assert_eq!(check(plain(mine)).unwrap(), None);
+        let casey = credentials::by_username(&w.db, Realm::Staff, "casey.manager@example.org")
+            .unwrap()
+            .unwrap()
+            .account;
+        let link = tokens::issue_one_time(&w.db, Purpose::Reset, casey, ctx.now() + 60).unwrap();
+        let refused = check(PasswordCheckRequest {
+            reset_token: Some(link.expose().into()),
+            ..plain(mine)
+        })
+        .unwrap()
+        .unwrap();
+        assert!(refused.contains("name"), "{refused}");
+        // The check does not use the link up, and a wrong link is not a hint.
+        assert!(
+            tokens::peek_one_time(&w.db, Purpose::Reset, link.expose(), ctx.now())
+                .unwrap()
+                .is_some()
+        );
+        let forged = check(PasswordCheckRequest {
+            reset_token: Some("forged".into()),
+            ..plain(mine)
+        });
+        assert_eq!(forged.unwrap_err().code, "invalid_reset_token");
+        // An administrator's check for a client needs an administrator's session.
+        let unsigned = check(PasswordCheckRequest {
+            client_id: Some(1),
+            ..plain(mine)
+        });
+        assert_eq!(unsigned.unwrap_err().code, "not_signed_in");
+    }
+
+    #[test]
+    fn the_wrong_password_before_a_lock_says_so() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let wrong = |n: usize| {
+            casey_from(&ctx, "guess", "10.0.0.9")
+                .err()
+                .unwrap_or_else(|| panic!("attempt {n} is refused"))
+                .message
+        };
+        for n in 1..=3 {
+            assert!(!wrong(n).contains("locked"), "attempt {n}");
+        }
+        assert!(wrong(4).ends_with(
+            "If the next password is wrong too, this account is locked for 30 seconds."
+        ),);
+        // Ninety-nine failures today from anywhere: the next locks it until someone acts.
+        for i in 0..94 {
+            let _ = casey_from(&ctx, "guess", &format!("10.1.{}.{}", i / 200, i % 200));
+        }
+        let warned = casey_from(&ctx, "guess", "10.2.0.1").err().unwrap();
+        assert_eq!(warned.code, "invalid_credentials");
+        assert!(
+            warned
+                .message
+                .ends_with("locked until an administrator unlocks it."),
+            "{}",
+            warned.message
+        );
     }
 
     #[test]

@@ -200,6 +200,37 @@ pub fn create_staff(
     Ok(())
 }
 
+/// A staff member's password is replaced by a temporary one (`phc`, until `temp_expires_at`)
+/// that they must change at their next sign-in: their sessions and unused links end, and any
+/// lockout is lifted.
+pub fn reissue_staff_temporary(
+    ctx: &Ctx<'_>,
+    staff_id: i64,
+    phc: &str,
+    temp_expires_at: &str,
+) -> Result<(), StorageError> {
+    let account = Account {
+        kind: AccountKind::Staff,
+        id: staff_id,
+    };
+    let Some(username) = self::username(ctx.db, account)? else {
+        return Ok(());
+    };
+    ctx.db.execute(
+        "UPDATE credentials SET phc = ?, must_change = 1, temp_expires_at = ?, changed_at = ?
+         WHERE owner_kind = 'staff' AND owner_id = ?",
+        &[
+            phc.into(),
+            temp_expires_at.into(),
+            ctx.clock.now().to_string().into(),
+            staff_id.into(),
+        ],
+    )?;
+    tokens::revoke_all_sessions(ctx.db, account)?;
+    tokens::drop_one_time_tokens(ctx.db, account)?;
+    throttle::clear_account(ctx.db, &lockout_key(AccountKind::Staff, &username))
+}
+
 /// Makes `phc` the client's portal credential under `username` (creating the account if it
 /// has none): its sessions and unused links end, and any lockout is lifted.
 pub fn install_portal(

@@ -404,14 +404,11 @@ fn email_to_use(client: &ClientRow) -> Result<Email, ApiError> {
     };
     let check = check_email(Some(raw));
     if !check.ok {
-        let mut message = format!(
-            "The email address {raw} looks wrong: {}",
+        // The reason already names the likely domain; it is said once.
+        let message = format!(
+            "The email address {raw} looks wrong: {} Correct it in Client Information, then send again.",
             check.reason.unwrap_or_default()
         );
-        if let Some(s) = check.suggestion {
-            message.push_str(&format!(" Did you mean {s}?"));
-        }
-        message.push_str(" Correct it in Client Information, then send again.");
         return Err(ApiError::new(Code::EmailInvalid, message).at("email"));
     }
     Email::parse(raw).map_err(|m| ApiError::new(Code::EmailInvalid, m).at("email"))

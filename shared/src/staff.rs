@@ -12,6 +12,7 @@ use crate::domain::{Account, AccountKind, DisplayName, Email, Password, Role};
 use crate::mail::{self, MailSettings, Transport};
 use crate::passwords;
 use crate::ports::{StorageError, transaction};
+use crate::throttle;
 use crate::tokens;
 
 /// A staff member as the API shows them.
@@ -21,7 +22,14 @@ pub struct StaffView {
     pub email: String,
     pub display_name: String,
     pub role: &'static str,
+    /// `active` or `disabled`.
     pub status: String,
+    /// Until when sign-in is locked after wrong passwords (from one network or from all);
+    /// `None` when it is not. An administrator's unlock or password reset lifts it.
+    pub locked_until: Option<String>,
+    /// The last time they signed in; `None` for someone who never has (a new hire whose
+    /// temporary password is still unused).
+    pub last_sign_in_at: Option<String>,
 }
 
 fn admin_only(role: Role) -> Result<(), ApiError> {
@@ -40,30 +48,43 @@ pub fn list(ctx: &Ctx<'_>, role: Role) -> Result<Vec<StaffView>, ApiError> {
     admin_only(role)?;
     Ok(select(
         ctx,
-        "1 ORDER BY display_name COLLATE NOCASE, id",
+        "1 ORDER BY s.display_name COLLATE NOCASE, s.id",
         &[],
     )?)
 }
 
-/// Staff members `WHERE {filter}`.
+/// Staff members `WHERE {filter}`, with whether their sign-in is locked now.
 fn select(
     ctx: &Ctx<'_>,
     filter: &str,
     params: &[crate::ports::Value],
 ) -> Result<Vec<StaffView>, StorageError> {
     let rows = ctx.db.execute(
-        &format!("SELECT id, email, display_name, role, status FROM staff WHERE {filter}"),
+        &format!(
+            "SELECT s.id, s.email, s.display_name, s.role, s.status, c.username, c.last_sign_in_at
+             FROM staff s LEFT JOIN credentials c ON c.owner_kind = 'staff' AND c.owner_id = s.id
+             WHERE {filter}"
+        ),
         params,
     )?;
+    let locks = throttle::account_locks(ctx.db, ctx.now())?;
     Ok(rows
         .iter()
         .filter_map(|r| {
+            let locked_until = r
+                .text(5)
+                .map(|username| credentials::lockout_key(AccountKind::Staff, username))
+                .and_then(|key| locks.get(&key).copied())
+                .and_then(|until| jiff::Timestamp::from_second(until).ok())
+                .map(|t| t.to_string());
             Some(StaffView {
                 id: r.int(0)?,
                 email: r.text(1)?.to_string(),
                 display_name: r.text(2)?.to_string(),
                 role: Role::from_db(r.text(3)?)?.as_str(),
                 status: r.text(4)?.to_string(),
+                locked_until,
+                last_sign_in_at: r.text(6).map(str::to_string),
             })
         })
         .collect())
@@ -78,11 +99,27 @@ pub struct NewStaff {
     pub role: String,
 }
 
-/// A new staff member and the temporary password to hand them (shown once, never stored).
+/// A staff member and the temporary password to hand them (shown once, never stored): a new
+/// account's, or one an administrator reset (`reset`).
 pub struct Added {
     pub staff: StaffView,
     pub temporary_password: Password,
     pub expires_at: String,
+    pub reset: bool,
+}
+
+/// A new temporary password, its hash and when it stops working.
+fn temporary_password(ctx: &Ctx<'_>) -> Result<(Password, String, jiff::Timestamp), ApiError> {
+    let temp = passwords::temporary()?;
+    let phc = passwords::hash(&passwords::temporary_canonical(temp.expose()))?;
+    let expires = ctx
+        .clock
+        .now()
+        .checked_add(jiff::SignedDuration::from_hours(
+            ctx.settings.temp_password_ttl_hours,
+        ))
+        .map_err(|_| ApiError::internal())?;
+    Ok((temp, phc, expires))
 }
 
 /// Adds a staff member whose temporary password must be changed at first sign-in.
@@ -92,14 +129,8 @@ pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<
     let name = DisplayName::parse(&new.display_name)?;
     let new_role = Role::from_db(&new.role)
         .ok_or_else(|| ApiError::invalid("role", "role is case_manager or admin."))?;
-    let temp = passwords::temporary()?;
-    let phc = passwords::hash(&passwords::temporary_canonical(temp.expose()))?;
+    let (temp, phc, expires) = temporary_password(ctx)?;
     let now = ctx.clock.now();
-    let expires = now
-        .checked_add(jiff::SignedDuration::from_hours(
-            ctx.settings.temp_password_ttl_hours,
-        ))
-        .map_err(|_| ApiError::internal())?;
     let id = transaction(ctx.db, || {
         let taken = ctx.db.execute(
             "SELECT 1 FROM staff WHERE email = ?",
@@ -138,9 +169,12 @@ pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<
             display_name: name.as_ref().to_string(),
             role: new_role.as_str(),
             status: "active".into(),
+            locked_until: None,
+            last_sign_in_at: None,
         },
         temporary_password: temp,
         expires_at: expires.to_string(),
+        reset: false,
     })
 }
 
@@ -288,8 +322,102 @@ pub fn set_status(
     })
 }
 
+/// An active staff member other than the administrator acting, or why not.
+fn other_active_member(
+    ctx: &Ctx<'_>,
+    admin: Account,
+    staff_id: i64,
+    doing: &str,
+) -> Result<(Account, StaffView), ApiError> {
+    if staff_id == admin.id {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            format!(
+                "You cannot {doing} your own account here; use Change password, or ask another administrator."
+            ),
+        ));
+    }
+    let current = member(ctx, staff_id)?.ok_or_else(ApiError::not_found)?;
+    if current.status != "active" {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            format!(
+                "{} is disabled; enable the account first.",
+                current.display_name
+            ),
+        ));
+    }
+    let account = Account {
+        kind: AccountKind::Staff,
+        id: staff_id,
+    };
+    Ok((account, current))
+}
+
+/// Gives a staff member who forgot their password a new temporary one (changed at their next
+/// sign-in): the old password stops working, their sessions end, and a lock from wrong
+/// passwords is lifted. The caller emails it or shows it once, as for a new staff member.
+pub fn reset_password(
+    ctx: &Ctx<'_>,
+    admin: Account,
+    role: Role,
+    staff_id: i64,
+) -> Result<Added, ApiError> {
+    admin_only(role)?;
+    let (account, current) = other_active_member(ctx, admin, staff_id, "reset")?;
+    let (temp, phc, expires) = temporary_password(ctx)?;
+    transaction(ctx.db, || {
+        credentials::reissue_staff_temporary(ctx, staff_id, &phc, &expires.to_string())?;
+        ctx.audit(
+            &admin.label(),
+            "staff_password_reset",
+            Some(&account.label()),
+            json!({ "email": current.email }),
+        )?;
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(Added {
+        staff: StaffView {
+            locked_until: None,
+            ..current
+        },
+        temporary_password: temp,
+        expires_at: expires.to_string(),
+        reset: true,
+    })
+}
+
+/// Lifts the lock that wrong passwords put on a staff member's sign-in, from every network;
+/// their password stays as it is.
+pub fn unlock(
+    ctx: &Ctx<'_>,
+    admin: Account,
+    role: Role,
+    staff_id: i64,
+) -> Result<StaffView, ApiError> {
+    admin_only(role)?;
+    let (account, current) = other_active_member(ctx, admin, staff_id, "unlock")?;
+    transaction(ctx.db, || {
+        throttle::clear_account(
+            ctx.db,
+            &credentials::lockout_key(AccountKind::Staff, &current.email),
+        )?;
+        ctx.audit(
+            &admin.label(),
+            "staff_unlocked",
+            Some(&account.label()),
+            json!({ "email": current.email, "was_locked_until": current.locked_until }),
+        )?;
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(StaffView {
+        locked_until: None,
+        ..current
+    })
+}
+
 fn member(ctx: &Ctx<'_>, staff_id: i64) -> Result<Option<StaffView>, StorageError> {
-    Ok(select(ctx, "id = ?", &[staff_id.into()])?.pop())
+    Ok(select(ctx, "s.id = ?", &[staff_id.into()])?.pop())
 }
 
 /// Takes a client off a staff member's caseload: they no longer see the client.
@@ -319,7 +447,8 @@ pub fn unassign(
     })
 }
 
-/// What `POST /api/staff` answers about the temporary password.
+/// What `POST /api/staff` and `POST /api/staff/:id/reset-password` answer about the temporary
+/// password.
 pub enum Handed {
     /// Emailed to the new staff member (the address masked).
     Emailed { sent_to: String },
@@ -330,7 +459,7 @@ pub enum Handed {
     },
 }
 
-/// Emails a new staff member their temporary password; if the email fails, or no mail
+/// Emails a staff member their temporary password; if the email fails, or no mail
 /// provider is configured, hands it back to show once instead, with the reason, so the
 /// account is never left without a way in.
 pub fn email_temporary_password(
@@ -384,6 +513,7 @@ pub fn email_temporary_password(
             &added.temporary_password,
             &expires_human,
             public_id,
+            added.reset,
         )
     })?;
     let handed = match sent {
@@ -501,6 +631,135 @@ mod tests {
         assert_eq!(last.unwrap_err().code, "forbidden");
         let bad = set_status(&ctx, casey, Role::Admin, admin.id, &change("gone"));
         assert_eq!(bad.unwrap_err().field.as_deref(), Some("status"));
+    }
+
+    #[test]
+    fn a_locked_staff_member_is_shown_locked_and_an_administrator_unlocks_them() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = staff(&w, "admin@example.org");
+        let casey = staff(&w, "casey.manager@example.org");
+        let casey_view = |w: &World| {
+            list(&w.ctx(), Role::Admin)
+                .unwrap()
+                .into_iter()
+                .find(|s| s.id == casey.id)
+                .unwrap()
+        };
+        assert!(casey_view(&w).locked_until.is_none());
+        for _ in 0..5 {
+            assert!(sign_in(&w, "Casey.Manager@example.org", "wrong").is_err());
+        }
+        assert!(casey_view(&w).locked_until.is_some());
+        assert_eq!(
+            sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
+                .err()
+                .unwrap()
+                .code,
+            "too_many_attempts"
+        );
+        let refused = unlock(&ctx, casey, Role::CaseManager, casey.id);
+        assert_eq!(refused.unwrap_err().code, "forbidden");
+        assert!(
+            unlock(&ctx, admin, Role::Admin, casey.id)
+                .unwrap()
+                .locked_until
+                .is_none()
+        );
+        assert!(casey_view(&w).locked_until.is_none());
+        assert!(sign_in(&w, "casey.manager@example.org", "caseport-demo-manager").is_ok());
+        assert_eq!(
+            id(
+                &w,
+                "SELECT count(*) FROM audit_log WHERE action = 'staff_unlocked'"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn a_reset_staff_password_replaces_the_old_one_and_must_be_changed() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = staff(&w, "admin@example.org");
+        let casey = staff(&w, "casey.manager@example.org");
+        let Ok(SignIn::Session { token, .. }) =
+            sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
+        else {
+            panic!("Casey signs in");
+        };
+        for _ in 0..5 {
+            let _ = sign_in(&w, "casey.manager@example.org", "wrong");
+        }
+        let reset = reset_password(&ctx, admin, Role::Admin, casey.id).unwrap();
+        assert!(reset.reset);
+        assert!(reset.staff.locked_until.is_none());
+        // Her session ended, the old password is refused, the new one asks for a change.
+        assert!(require_session(&ctx, Some(token.expose())).is_err());
+        assert_eq!(
+            sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
+                .err()
+                .unwrap()
+                .code,
+            "invalid_credentials"
+        );
+        assert!(matches!(
+            sign_in(
+                &w,
+                "casey.manager@example.org",
+                reset.temporary_password.expose()
+            ),
+            Ok(SignIn::ChangeRequired { .. })
+        ));
+        assert_eq!(
+            reset_password(&ctx, admin, Role::Admin, admin.id)
+                .err()
+                .unwrap()
+                .code,
+            "forbidden"
+        );
+        assert_eq!(
+            reset_password(&ctx, casey, Role::CaseManager, admin.id)
+                .err()
+                .unwrap()
+                .code,
+            "forbidden"
+        );
+        let audited = id(
+            &w,
+            "SELECT count(*) FROM audit_log WHERE action = 'staff_password_reset'",
+        );
+        assert_eq!(audited, 1);
+    }
+
+    #[test]
+    fn a_hire_who_never_signed_in_is_told_apart() {
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = staff(&w, "admin@example.org");
+        let added = add(
+            &ctx,
+            admin,
+            Role::Admin,
+            &NewStaff {
+                email: "new.hire@example.org".into(),
+                display_name: "New Hire".into(),
+                role: "case_manager".into(),
+            },
+        )
+        .unwrap();
+        sign_in(&w, "admin@example.org", "caseport-demo-admin").unwrap();
+        let everyone = list(&ctx, Role::Admin).unwrap();
+        let signed_in = |id: i64| {
+            everyone
+                .iter()
+                .find(|s| s.id == id)
+                .unwrap()
+                .last_sign_in_at
+                .is_some()
+        };
+        assert!(!signed_in(added.staff.id));
+        assert!(signed_in(admin.id));
     }
 
     #[test]

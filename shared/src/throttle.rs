@@ -85,15 +85,15 @@ pub struct Refused {
     pub first: bool,
 }
 
-/// Reserves one attempt on `key`. `account`, when set, is the account key this one belongs
-/// to, so that [`clear_account`] lifts it too.
+/// Reserves one attempt on `key`, answering how many the key has counted with it. `account`,
+/// when set, is the account key this one belongs to, so that [`clear_account`] lifts it too.
 pub fn reserve(
     db: &dyn Db,
     key: &str,
     limit: Limit,
     now: i64,
     account: Option<&str>,
-) -> Result<Result<(), Refused>, StorageError> {
+) -> Result<Result<i64, Refused>, StorageError> {
     // A locked key is refused without taking the write lock for a transaction: one counting
     // statement, on a row that exists already.
     if let Some(refused) = count_refusal(db, key, now)? {
@@ -117,19 +117,30 @@ pub fn reserve(
                 first: false,
             })));
         };
-        if attempts >= limit.attempts {
-            let doublings = u32::try_from((attempts - limit.attempts).min(30)).unwrap_or(30);
-            let lock = limit
-                .lock
-                .saturating_mul(1_i64 << doublings)
-                .min(limit.max_lock);
+        if let Some(lock) = limit.lock_after(attempts - 1) {
             db.execute(
                 "UPDATE sign_in_throttle SET locked_until = ?, refused = 0 WHERE key = ?",
                 &[(now + lock).into(), key.into()],
             )?;
         }
-        Ok(Ok(()))
+        Ok(Ok(attempts))
     })
+}
+
+impl Limit {
+    /// How long the lock is that the attempt after `counted` ones sets, if it sets one.
+    pub fn lock_after(self, counted: i64) -> Option<i64> {
+        let next = counted + 1;
+        if next < self.attempts {
+            return None;
+        }
+        let doublings = u32::try_from((next - self.attempts).min(30)).unwrap_or(30);
+        Some(
+            self.lock
+                .saturating_mul(1_i64 << doublings)
+                .min(self.max_lock),
+        )
+    }
 }
 
 /// Counts a refusal if `key` is locked now.
@@ -189,6 +200,23 @@ pub fn clear_account(db: &dyn Db, account_key: &str) -> Result<(), StorageError>
     Ok(())
 }
 
+/// Every account key under a lock now, each with when its last lock ends: locks on the
+/// account itself and on the account from one network.
+pub fn account_locks(
+    db: &dyn Db,
+    now: i64,
+) -> Result<std::collections::HashMap<String, i64>, StorageError> {
+    let rows = db.execute(
+        "SELECT coalesce(account, key), max(locked_until) FROM sign_in_throttle
+         WHERE locked_until > ? GROUP BY 1",
+        &[now.into()],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.text(0)?.to_string(), r.int(1)?)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +232,23 @@ mod tests {
     fn go(db: &NativeDb, k: &str, limit: Limit, now: i64) -> Result<(), u64> {
         reserve(db, k, limit, now, None)
             .unwrap()
+            .map(|_| ())
             .map_err(|r| r.retry_after)
+    }
+
+    #[test]
+    fn an_attempt_knows_its_count_and_the_lock_the_next_one_sets() {
+        let db = db();
+        let k = key("pair", "c");
+        let limit = PER_ACCOUNT_AND_NETWORK;
+        for n in 1..=4 {
+            assert_eq!(reserve(&db, &k, limit, 0, None).unwrap(), Ok(n));
+        }
+        assert_eq!(limit.lock_after(3), None);
+        assert_eq!(limit.lock_after(4), Some(30));
+        assert_eq!(limit.lock_after(5), Some(60));
+        assert_eq!(limit.lock_after(40), Some(900));
+        assert_eq!(PER_ACCOUNT_DAY.lock_after(99), Some(86_400));
     }
 
     #[test]

@@ -31,24 +31,53 @@ export function forgotPage({ realm, label, intro, missing, after = "" }) {
   page("Forgot your password?", h("p", {}, intro), form, h("p", {}, h("a", { href: "#" }, "Back to sign-in")));
 }
 
-/** The new-password fields with a live hint of the rules. */
-export function passwordRules(minLength, temporary) {
-  const pass = field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true },
+/** How long typing pauses before the server is asked about the password. */
+const CHECK_AFTER_MS = 250;
+
+/**
+ * The new-password fields with a live hint of the rules. Past the length, the server itself
+ * says whether it would take the password (common, repeated, or the account's own words), so
+ * the hint never shows all green for one it then refuses. `whose` names the account for that
+ * check: `{ change_token }`, `{ reset_token }`, `{ own: true }` or `{ client_id }`. `names`
+ * are the fields' labels and names, for forms that call them something else.
+ */
+export function passwordRules(minLength, temporary, whose = {}, names = {}) {
+  const pass = field(names.label || "New password", { name: names.name || "new_password", type: "password", autocomplete: "new-password", required: true },
     `At least ${minLength} characters. A few unrelated words make a good one.`);
-  const again = field("New password again", { name: "new_password_again", type: "password", autocomplete: "new-password", required: true });
+  const again = field(names.againLabel || "New password again", { name: names.againName || "new_password_again", type: "password", autocomplete: "new-password", required: true });
   const items = {
     length: h("li", {}, ""),
+    guessable: h("li", {}, ""),
     match: h("li", {}, ""),
     temporary: temporary ? h("li", {}, "") : null,
   };
   const hint = h("ul", { class: "rules", "aria-live": "polite" }, Object.values(items));
   const canonical = (s) => s.replace(/[^0-9a-z]/gi, "").toUpperCase();
+  const set = (li, ok, text) => { li.className = ok ? "ok" : "todo"; li.textContent = `${ok ? "✓" : "•"} ${text}`; };
+  const notGuessable = "Not a common, repeated or personal password";
+  let asked = 0;
+  let timer = null;
+  const ask = () => {
+    const value = pass.input.value;
+    const mine = ++asked;
+    api("POST", "/api/auth/password-check", { new_password: value, ...whose })
+      .then((answer) => {
+        if (mine !== asked) return;
+        set(items.guessable, answer.ok, answer.ok ? notGuessable : answer.message);
+      })
+      .catch(() => {
+        if (mine === asked) set(items.guessable, false, `${notGuessable} (checked when you save)`);
+      });
+  };
   const update = () => {
     const n = [...pass.input.value].length;
-    const set = (li, ok, text) => { li.className = ok ? "ok" : "todo"; li.textContent = `${ok ? "✓" : "•"} ${text}`; };
     set(items.length, n >= minLength, n >= minLength
       ? `At least ${minLength} characters`
       : `At least ${minLength} characters (${n} so far)`);
+    clearTimeout(timer);
+    asked += 1;
+    set(items.guessable, false, notGuessable);
+    if (n >= minLength) timer = setTimeout(ask, CHECK_AFTER_MS);
     set(items.match, pass.input.value !== "" && pass.input.value === again.input.value, "Both entries match");
     if (items.temporary) {
       set(items.temporary, pass.input.value !== "" && canonical(pass.input.value) !== canonical(temporary),
@@ -56,20 +85,21 @@ export function passwordRules(minLength, temporary) {
     }
   };
   pass.input.addEventListener("input", update);
-  again.input.addEventListener("input", update);
+  again.input.addEventListener("input", () => {
+    set(items.match, pass.input.value !== "" && pass.input.value === again.input.value, "Both entries match");
+  });
   update();
-  const ok = () => [...pass.input.value].length >= minLength && pass.input.value === again.input.value;
-  return { parts: [pass.wrap, again.wrap, hint], pass, again, ok };
+  return { parts: [pass.wrap, again.wrap, hint], pass, again };
 }
 
-
 /**
- * A card with the new-password fields and its button. `save(password)` sends it (throwing an
- * ApiError on refusal); `done()` runs after it succeeds. `onError(error, form)` may handle an
- * error itself by answering true; other errors show on the form, next to their field.
+ * A card with the new-password fields and its button (`whose`: see `passwordRules`).
+ * `save(password)` sends it (throwing an ApiError on refusal); `done()` runs after it
+ * succeeds. `onError(error, form)` may handle an error itself by answering true; other errors
+ * show on the form, next to their field.
  */
-export function newPasswordForm({ minLength, temporary, label, save, done, onError }) {
-  const rules = passwordRules(minLength, temporary);
+export function newPasswordForm({ minLength, temporary, whose, label, save, done, onError }) {
+  const rules = passwordRules(minLength, temporary, whose);
   const button = h("button", { type: "submit" }, label);
   const form = h("form", { class: "card narrow", novalidate: true }, ...rules.parts, button);
   form.addEventListener("submit", async (event) => {
@@ -99,6 +129,7 @@ export function forcedChangeForm(answer, temporary, { label, done, expired }) {
   return newPasswordForm({
     minLength: answer.min_length || 15,
     temporary,
+    whose: { change_token: answer.change_token },
     label,
     save: (password) => api("POST", "/api/auth/change-password", { change_token: answer.change_token, new_password: password }),
     done,
@@ -148,6 +179,7 @@ export async function resetFromLink({ forgotHref, home }) {
   } catch { /* the server checks the rules anyway */ }
   const form = newPasswordForm({
     minLength,
+    whose: { reset_token: token },
     label: "Save my new password",
     save: (password) => api("POST", "/api/auth/reset", { token, new_password: password }),
     done: () => {

@@ -104,7 +104,7 @@ function changePassword() {
   const section = h("section", { class: "card", "aria-labelledby": "change-title" });
   const current = field("Current password", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
   const build = (minLength) => {
-    const rules = passwordRules(minLength);
+    const rules = passwordRules(minLength, undefined, { own: true });
     const button = h("button", { type: "submit" }, "Change my password");
     const form = h("form", { novalidate: true }, current.wrap, ...rules.parts, button);
     form.addEventListener("submit", async (event) => {

@@ -2,7 +2,7 @@
 // staff management for administrators. Views are chosen by the URL's hash.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, forgotPage, resetFromLink } from "/js/password.js";
+import { forcedChangeForm, forgotPage, passwordRules, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
   minutesAndSeconds,
@@ -12,8 +12,25 @@ const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const dialog = document.getElementById("dialog");
 let me = null;
-const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25 };
+/** The sort choices where the column headings are hidden (a phone): column and direction. */
+const SORT_CHOICES = [
+  ["name asc", "Name, A to Z"], ["name desc", "Name, Z to A"],
+  ["dob asc", "DOB, earliest first"], ["dob desc", "DOB, latest first"],
+  ["age asc", "Age, youngest first"], ["age desc", "Age, oldest first"],
+  ["role asc", "Case Management Role, A to Z"], ["role desc", "Case Management Role, Z to A"],
+  ["date_assigned asc", "Date Assigned, earliest first"], ["date_assigned desc", "Date Assigned, latest first"],
+];
+/** The caseload's search, sort, page and selected client; kept in the address (`listToUrl`). */
+const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25, client: null };
+const SORTS = [
+  ["name", "Name"], ["dob", "DOB"], ["age", "Age"],
+  ["role", "Case Management Role"], ["date_assigned", "Date Assigned"],
+];
 let selected = null;
+/** Said once at the top of the next page (after a new password is saved). */
+let notice = null;
+/** The shortest password the server takes (`GET /api/auth/password-rules`). */
+let passwordMin = 15;
 /**
  * A client edit whose save met an ended session: { owner, clientId, name, body }. It waits for
  * the same staff member to sign in again, who is then offered to save it (the version it was
@@ -49,6 +66,11 @@ async function start() {
     signIn();
     return;
   }
+  if (me.role === "admin") {
+    try {
+      passwordMin = (await api("GET", "/api/auth/password-rules")).min_length;
+    } catch { /* the server checks the length anyway */ }
+  }
   renderNav();
   route();
 }
@@ -74,12 +96,42 @@ function route() {
   const match = location.hash.match(/^#\/client\/(\d+)$/);
   if (match) return clientInformation(Number(match[1]));
   if (location.hash === "#/staff" && me.role === "admin") return staffPage();
+  listFromUrl();
   return caseload();
+}
+
+/**
+ * Reads the caseload's state from an address such as
+ * `#/caseload?scope=all&q=doe&sort=dob&dir=desc&offset=25&client=3`, so that a reload or a
+ * link keeps the page, the sort and the selected client. An administrator's default is every
+ * client: their own caseload is usually empty.
+ */
+function listFromUrl() {
+  const p = new URLSearchParams(location.hash.split("?")[1] || "");
+  const scope = p.get("scope");
+  list.scope = scope === "all" || scope === "mine" ? scope : (me.role === "admin" ? "all" : "mine");
+  if (list.scope === "all" && me.role !== "admin") list.scope = "mine";
+  list.q = p.get("q") || "";
+  list.sort = SORTS.some(([key]) => key === p.get("sort")) ? p.get("sort") : "name";
+  list.dir = p.get("dir") === "desc" ? "desc" : "asc";
+  list.offset = Math.max(0, Math.floor(Number(p.get("offset")) || 0));
+  list.client = Number(p.get("client")) || null;
+}
+
+/** Writes the caseload's state into the address (replacing the entry: no new history step). */
+function listToUrl() {
+  const p = new URLSearchParams({ scope: list.scope });
+  if (list.q) p.set("q", list.q);
+  if (list.sort !== "name") p.set("sort", list.sort);
+  if (list.dir !== "asc") p.set("dir", list.dir);
+  if (list.offset) p.set("offset", String(list.offset));
+  if (list.client) p.set("client", String(list.client));
+  history.replaceState(null, "", `#/caseload?${p}`);
 }
 
 function renderNav() {
   replace(nav,
-    h("a", { href: "#/caseload" }, "My Caseload"),
+    h("a", { href: "#/caseload" }, me.role === "admin" ? "Clients" : "My Caseload"),
     me.role === "admin" ? h("a", { href: "#/staff" }, "Staff") : null,
     h("span", { class: "who" }, me.display_name),
     h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
@@ -145,7 +197,8 @@ function forcedChange(answer, temporary) {
   const form = forcedChangeForm(answer, temporary, {
     label: "Save new password",
     done: async () => {
-      announce("Your new password is saved.");
+      notice = "Your new password is saved. Use it the next time you sign in.";
+      announce(notice);
       await start();
     },
     expired: () => signIn(),
@@ -157,7 +210,9 @@ function forcedChange(answer, temporary) {
 // ---------------------------------------------------------------------------------------
 // My Caseload
 
-async function caseload() {
+/** My Caseload (or All Clients). `focusSort` puts the focus back on that column's sort button. */
+async function caseload({ focusSort } = {}) {
+  listToUrl();
   const all = list.scope === "all";
   const params = new URLSearchParams({
     scope: list.scope, q: list.q, sort: list.sort, dir: list.dir,
@@ -181,10 +236,22 @@ async function caseload() {
     }, all ? "Show My Caseload" : "Show All Clients")
     : null;
   const addArea = h("div", { id: "add-client" });
+  // With the rows shown as cards (a phone), the column headings are hidden: sort here.
+  const sortSelect = h("select", { id: "sort-by", name: "sort_by" },
+    SORT_CHOICES.map(([value, words]) => h("option", { value, selected: value === `${list.sort} ${list.dir}` }, words)));
+  sortSelect.addEventListener("change", () => {
+    [list.sort, list.dir] = sortSelect.value.split(" ");
+    list.offset = 0;
+    caseload();
+  });
+  const sortField = h("div", { class: "field sort-field" }, h("label", { for: "sort-by" }, "Sort by"), sortSelect);
+  const said = notice ? h("div", { class: "alert alert-ok", role: "status" }, notice) : null;
+  notice = null;
   page(all ? "All Clients" : "My Caseload",
+    said,
     strip,
     h("p", { class: "hint" }, "Select the client from your caseload, then verify the client email address: correction might be needed."),
-    h("div", { class: "toolbar" }, searchForm, h("div", { class: "actions" }, addButton, scopeButton)),
+    h("div", { class: "toolbar" }, searchForm, sortField, h("div", { class: "actions" }, addButton, scopeButton)),
     addArea,
     results);
   renderStrip(strip);
@@ -194,24 +261,27 @@ async function caseload() {
   } catch (error) {
     replace(results, errorBox(error));
   }
+  if (focusSort) {
+    const button = results.querySelector(`button.sort[data-sort="${focusSort}"]`);
+    if (button) button.focus();
+  }
+  // After a reload, the client the address names is selected again.
+  if (list.client && (!selected || selected.client.id !== list.client)) await select(list.client, { quiet: true });
 }
 
 function renderTable(results, data, all) {
-  const columns = [
-    ["name", "Name"], ["dob", "DOB"], ["age", "Age"],
-    ["role", "Case Management Role"], ["date_assigned", "Date Assigned"],
-  ];
-  const header = h("tr", {}, columns.map(([key, label]) => {
+  const header = h("tr", {}, SORTS.map(([key, label]) => {
     const active = list.sort === key;
     const sortLabel = active ? (list.dir === "asc" ? "ascending" : "descending") : "none";
     return h("th", { scope: "col", "aria-sort": sortLabel },
       h("button", {
-        type: "button", class: "sort",
+        type: "button", class: "sort", "data-sort": key,
         onclick: () => {
           list.dir = active && list.dir === "asc" ? "desc" : "asc";
           list.sort = key;
           list.offset = 0;
-          caseload();
+          caseload({ focusSort: key });
+          announce(`Sorted by ${label}, ${list.dir === "asc" ? "ascending" : "descending"}.`);
         },
       }, label, h("span", { "aria-hidden": "true" }, active ? (list.dir === "asc" ? " ▲" : " ▼") : "")));
   }), h("th", { scope: "col" }, "Actions"));
@@ -246,9 +316,11 @@ function renderTable(results, data, all) {
     h("div", { class: "pager" }, h("p", { class: "count" }, `Showing ${first} to ${last} of ${data.total} rows`), previous, next));
 }
 
-async function select(id) {
+async function select(id, { quiet = false } = {}) {
   try {
     selected = await api("GET", `/api/clients/${id}`);
+    list.client = id;
+    listToUrl();
     const strip = main.querySelector(".strip");
     renderStrip(strip);
     for (const tr of main.querySelectorAll("tbody tr")) {
@@ -258,9 +330,14 @@ async function select(id) {
       const button = tr.querySelector("button.name");
       if (button) button.setAttribute("aria-pressed", mine ? "true" : "false");
     }
+    if (quiet) return;
     announce(`Selected ${selected.client.last_name}, ${selected.client.first_name}.`);
     strip.focus();
   } catch (error) {
+    if (list.client === id) {
+      list.client = null;
+      listToUrl();
+    }
     main.prepend(errorBox(error));
   }
 }
@@ -352,6 +429,7 @@ function toggleAddClient(button) {
       const answer = await busy(save, () => api("POST", "/api/clients", body));
       announce("The client was added to your caseload.");
       selected = await api("GET", `/api/clients/${answer.client.id}`);
+      list.client = answer.client.id;
       caseload();
     };
     try {
@@ -410,7 +488,9 @@ async function clientInformation(id) {
   const portal = h("section", { class: "card", "aria-labelledby": "portal-title" });
   const history = h("section", { class: "card", "aria-labelledby": "history-title" });
   const team = h("section", { class: "card", "aria-labelledby": "team-title" });
-  loading.replaceWith(strip, details, portal, team, history);
+  // The portal's actions come right after the client's name, as on the help page: Reset
+  // and Send New is in view without scrolling past the details form.
+  loading.replaceWith(strip, portal, details, team, history);
   const refresh = async () => {
     try {
       selected = await api("GET", `/api/clients/${id}`);
@@ -590,18 +670,10 @@ function renderPortal(section, refresh) {
   showButton.addEventListener("click", () => showOnce(showButton, result, refresh));
   const refreshButton = h("button", { type: "button", class: "link" }, "Refresh status");
   refreshButton.addEventListener("click", () => busy(refreshButton, refresh));
+  // The action first, as on the help page ("Password: Reset and Send New"); what is known of
+  // the account follows.
   replace(section,
     h("h2", { id: "portal-title" }, "Client Portal"),
-    h("dl", { class: "facts" },
-      h("dt", {}, "Status"), h("dd", {}, PORTAL[p.status] || p.status),
-      p.username ? [h("dt", {}, "Username"), h("dd", {}, p.username)] : null,
-      p.temp_expires_at ? [h("dt", {}, "Temporary password expires"), h("dd", {}, when(p.temp_expires_at))] : null,
-      p.last_sign_in_at ? [h("dt", {}, "Last sign-in"), h("dd", {}, when(p.last_sign_in_at))] : null),
-    p.status === "locked"
-      ? h("p", { class: "alert alert-warn" }, h("strong", {}, "Locked. "),
-        "Reset and Send New unlocks the account: the client gets a new temporary password by email and chooses their own at the next sign-in.")
-      : null,
-    describeReset(p.last_reset),
     h("p", { class: "password-row" }, h("span", { class: "label" }, "Password: "), resetButton, " ", refreshButton),
     mailReady && c.email
       ? h("p", { class: "hint" }, `The new temporary password goes to ${c.email}.`)
@@ -615,10 +687,20 @@ function renderPortal(section, refresh) {
       : h("p", { class: "alert alert-warn", id: "mail-off" }, h("strong", {}, "Email is not set up. "),
         "This Caseport cannot send email, so Reset and Send New is off. Use “Show a temporary password once” under Other ways, ",
         "and ask your operator to set the mail_provider variable."),
+    p.status === "locked"
+      ? h("p", { class: "alert alert-warn" }, h("strong", {}, "Locked. "),
+        "Reset and Send New unlocks the account: the client gets a new temporary password by email and chooses their own at the next sign-in.")
+      : null,
     result,
+    h("dl", { class: "facts" },
+      h("dt", {}, "Status"), h("dd", {}, PORTAL[p.status] || p.status),
+      p.username ? [h("dt", {}, "Username"), h("dd", {}, p.username)] : null,
+      p.temp_expires_at ? [h("dt", {}, "Temporary password expires"), h("dd", {}, when(p.temp_expires_at))] : null,
+      p.last_sign_in_at ? [h("dt", {}, "Last sign-in"), h("dd", {}, when(p.last_sign_in_at))] : null),
+    describeReset(p.last_reset),
     h("details", { open: !canSend }, h("summary", {}, "Other ways"),
       h("p", {}, "Give the client a temporary password in person or by phone; no email is sent."), showButton,
-      me.role === "admin" ? setPasswordForm(c.id, refresh) : null));
+      me.role === "admin" ? setPasswordForm(c.id, refresh, passwordMin) : null));
 }
 
 /**
@@ -699,6 +781,45 @@ function waitBeforeResend(button, result, seconds) {
   tick();
 }
 
+/**
+ * The dialog that shows a temporary password once: the username and password each on a line
+ * of their own, never broken mid-word where there is room. Escape does not simply close it:
+ * the password cannot be shown again, so it asks first. `closed()` runs once it is closed.
+ */
+function showOnceDialog({ title, lead, username, password, expiresAt, after, closed }) {
+  const close = h("button", { type: "button", class: "primary" }, "I have passed it on");
+  const keep = h("button", { type: "button", class: "secondary" }, "Keep it open");
+  const leave = h("button", { type: "button", class: "danger" }, "Close without passing it on");
+  const question = h("div", { class: "alert alert-warn", role: "alert", hidden: true },
+    h("p", {}, h("strong", {}, "Close it? "), "This password is shown only once: once closed, it cannot be shown again, and a new one would have to be made."),
+    h("div", { class: "dialog-actions" }, keep, leave));
+  const askFirst = (event) => {
+    event.preventDefault();
+    question.hidden = false;
+    keep.focus();
+  };
+  const onKey = (event) => { if (event.key === "Escape") askFirst(event); };
+  close.addEventListener("click", () => dialog.close());
+  leave.addEventListener("click", () => dialog.close());
+  keep.addEventListener("click", () => { question.hidden = true; close.focus(); });
+  dialog.addEventListener("keydown", onKey);
+  dialog.oncancel = askFirst;
+  dialog.onclose = () => {
+    dialog.removeEventListener("keydown", onKey);
+    dialog.oncancel = null;
+    closed();
+  };
+  replace(dialog, h("h2", { id: "dialog-title" }, title), lead,
+    h("dl", { class: "facts big" },
+      h("dt", {}, "Username"), h("dd", { class: "secret", id: "shown-username" }, username),
+      h("dt", {}, "Temporary password"), h("dd", { class: "secret", id: "shown-password" }, password),
+      h("dt", {}, "Works until"), h("dd", {}, when(expiresAt))),
+    h("p", {}, after), question,
+    h("div", { class: "dialog-actions" }, close));
+  dialog.showModal();
+  close.focus();
+}
+
 async function showOnce(button, result, refresh) {
   const ok = await ask("Alert", [
     "You are about to reset the Client's password and show the new temporary password here, once. No email is sent: you pass it on to the account holder.",
@@ -709,34 +830,30 @@ async function showOnce(button, result, refresh) {
   try {
     const answer = await busy(button, () => api("POST", `/api/clients/${selected.client.id}/portal-password/reset`,
       { delivery: "display", idempotency_key: newKey() }));
-    const close = h("button", { type: "button", class: "primary" }, "I have passed it on");
-    close.addEventListener("click", () => dialog.close());
-    dialog.onclose = () => { refresh(); };
-    replace(dialog,
-      h("h2", { id: "dialog-title" }, "Temporary log-in information"),
-      h("p", {}, "Pass this on to the account holder now: it is shown only once, and no email is sent."),
-      h("dl", { class: "facts big" },
-        h("dt", {}, "Username"), h("dd", { class: "secret" }, answer.username),
-        h("dt", {}, "Temporary password"), h("dd", { class: "secret", id: "shown-password" }, answer.temporary_password),
-        h("dt", {}, "Works until"), h("dd", {}, when(answer.expires_at))),
-      h("p", {}, "The account holder must choose a new password after signing in with it."),
-      h("div", { class: "dialog-actions" }, close));
-    dialog.showModal();
-    close.focus();
+    showOnceDialog({
+      title: "Temporary log-in information",
+      lead: [h("p", {}, "Pass this on to the account holder now: it is shown only once, and no email is sent.")],
+      username: answer.username,
+      password: answer.temporary_password,
+      expiresAt: answer.expires_at,
+      after: "The account holder must choose a new password after signing in with it.",
+      closed: refresh,
+    });
   } catch (error) {
     replace(result, errorBox(error));
     result.focus();
   }
 }
 
-function setPasswordForm(id, refresh) {
-  const pass = field("Password", { name: "password", type: "password", autocomplete: "new-password" });
-  const again = field("Password again", { name: "password_confirm", type: "password", autocomplete: "new-password" });
+function setPasswordForm(id, refresh, minLength) {
+  const rules = passwordRules(minLength, undefined, { client_id: id },
+    { label: "Password", name: "password", againLabel: "Password again", againName: "password_confirm" });
+  const { pass, again } = rules;
   const required = h("input", { type: "checkbox", id: "reset-required", name: "reset_required", checked: true });
   const save = h("button", { type: "submit" }, "Set password");
   const form = h("form", { class: "set-password", novalidate: true, "aria-labelledby": "set-title" },
     h("h3", { id: "set-title" }, "Set the password (administrators)"),
-    pass.wrap, again.wrap,
+    ...rules.parts,
     h("div", { class: "check" }, required, h("label", { for: "reset-required" }, "Password Reset Required")),
     save);
   form.addEventListener("submit", async (event) => {
@@ -830,6 +947,90 @@ async function renderHistory(section, id) {
 // ---------------------------------------------------------------------------------------
 // Staff (administrators)
 
+/** A staff member's standing in words: disabled, locked, never signed in, or active. */
+function standing(s) {
+  const more = (text) => h("small", { class: "muted block" }, text);
+  if (s.status === "disabled") return h("span", {}, "Disabled ", more("(cannot sign in)"));
+  if (s.locked_until) {
+    return h("span", {}, h("strong", { class: "warn" }, "Locked "), more(`(until ${when(s.locked_until)}, after too many wrong passwords)`));
+  }
+  if (!s.last_sign_in_at) return "Never signed in";
+  return h("span", {}, "Active ", more(`(last signed in ${when(s.last_sign_in_at)})`));
+}
+
+/**
+ * A new temporary password for a staff member (`answer` of adding them or resetting it):
+ * emailed, so the page says to whom; or, when the email failed, shown once.
+ */
+async function handOver(answer, done) {
+  if (answer.delivery === "email") {
+    await staffPage();
+    const note = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, h("strong", {}, `${done} `),
+      `${answer.staff.display_name}'s temporary password was emailed to ${answer.sent_to}; it works until ${when(answer.expires_at)}. They choose their own at the next sign-in.`);
+    document.querySelector("main h1").after(note);
+    note.focus();
+    return;
+  }
+  showOnceDialog({
+    title: "Temporary password",
+    lead: [h("p", { class: "alert alert-warn" }, `The email could not be sent: ${answer.mail_error}`),
+      h("p", {}, `Give ${answer.staff.display_name} this temporary password instead; it is shown only once.`)],
+    username: answer.staff.email,
+    password: answer.temporary_password,
+    expiresAt: answer.expires_at,
+    after: "They choose their own password at the next sign-in.",
+    closed: staffPage,
+  });
+}
+
+/** What an administrator can do to another staff member: unlock, reset the password, disable or enable. */
+function staffActions(s, listArea) {
+  const act = (label, className, work) => {
+    const button = h("button", { type: "button", class: className }, label);
+    button.setAttribute("aria-label", `${label} ${s.display_name}`);
+    button.addEventListener("click", async () => {
+      try {
+        await work(button);
+      } catch (error) {
+        listArea.prepend(errorBox(error));
+      }
+    });
+    return button;
+  };
+  const buttons = [];
+  if (s.status === "active" && s.locked_until) {
+    buttons.push(act("Unlock", "primary", async (button) => {
+      await busy(button, () => api("POST", `/api/staff/${s.id}/unlock`));
+      announce(`${s.display_name} can sign in again.`);
+      await staffPage();
+    }));
+  }
+  if (s.status === "active") {
+    buttons.push(act("Reset password", "secondary", async (button) => {
+      const ok = await ask(`Reset ${s.display_name}'s password?`, [
+        "Their current password stops working and they are signed out everywhere.",
+        "A temporary password is emailed to them (if the email fails, it is shown here once), and they choose their own at the next sign-in.",
+      ], "Reset password");
+      if (!ok) return;
+      await handOver(await busy(button, () => api("POST", `/api/staff/${s.id}/reset-password`)), "Password reset.");
+    }));
+  }
+  const disabling = s.status === "active";
+  buttons.push(act(disabling ? "Disable" : "Enable", disabling ? "secondary" : "primary", async (button) => {
+    if (disabling) {
+      const ok = await ask(`Disable ${s.display_name}?`, [
+        "They are signed out at once and cannot sign in until an administrator enables them again.",
+        "Their caseload stays as it is, for whoever takes it over.",
+      ], "Disable");
+      if (!ok) return;
+    }
+    await busy(button, () => api("PATCH", `/api/staff/${s.id}`, { status: disabling ? "disabled" : "active" }));
+    announce(`${s.display_name} is ${disabling ? "disabled" : "enabled"}.`);
+    await staffPage();
+  }));
+  return buttons;
+}
+
 async function staffPage() {
   const listArea = h("div", {}, h("p", { class: "loading" }, "Loading…"));
   const fields = [
@@ -848,26 +1049,7 @@ async function staffPage() {
     try {
       const answer = await busy(save, () => api("POST", "/api/staff",
         { email: fields[0].input.value.trim(), display_name: fields[1].input.value.trim(), role: role.value }));
-      if (answer.delivery === "email") {
-        await staffPage();
-        const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" }, h("strong", {}, "Added. "),
-          `${answer.staff.display_name}'s temporary password was emailed to ${answer.sent_to}; it works until ${when(answer.expires_at)}. They choose their own at the first sign-in.`);
-        document.querySelector("main h1").after(done);
-        done.focus();
-        return;
-      }
-      const close = h("button", { type: "button", class: "primary" }, "I have passed it on");
-      close.addEventListener("click", () => dialog.close());
-      dialog.onclose = () => staffPage();
-      replace(dialog, h("h2", { id: "dialog-title" }, "Temporary password"),
-        h("p", { class: "alert alert-warn" }, `The email could not be sent: ${answer.mail_error}`),
-        h("p", {}, `Give ${answer.staff.display_name} this temporary password instead; it is shown only once. They choose their own at the first sign-in.`),
-        h("dl", { class: "facts big" }, h("dt", {}, "Username"), h("dd", { class: "secret" }, answer.staff.email),
-          h("dt", {}, "Temporary password"), h("dd", { class: "secret" }, answer.temporary_password),
-          h("dt", {}, "Works until"), h("dd", {}, when(answer.expires_at))),
-        h("div", { class: "dialog-actions" }, close));
-      dialog.showModal();
-      close.focus();
+      await handOver(answer, "Added.");
     } catch (error) {
       showError(form, error);
     }
@@ -875,35 +1057,15 @@ async function staffPage() {
   page("Staff", listArea, form);
   try {
     const data = await api("GET", "/api/staff");
-    const toggle = (s) => {
-      if (s.id === me.id) return h("span", { class: "muted" }, "You");
-      const disabling = s.status === "active";
-      const button = h("button", { type: "button", class: disabling ? "secondary" : "primary" }, disabling ? "Disable" : "Enable");
-      button.setAttribute("aria-label", `${disabling ? "Disable" : "Enable"} ${s.display_name}`);
-      button.addEventListener("click", async () => {
-        if (disabling) {
-          const ok = await ask(`Disable ${s.display_name}?`, [
-            "They are signed out at once and cannot sign in until an administrator enables them again.",
-            "Their caseload stays as it is, for whoever takes it over.",
-          ], "Disable");
-          if (!ok) return;
-        }
-        try {
-          await busy(button, () => api("PATCH", `/api/staff/${s.id}`, { status: disabling ? "disabled" : "active" }));
-          announce(`${s.display_name} is ${disabling ? "disabled" : "enabled"}.`);
-          await staffPage();
-        } catch (error) {
-          listArea.prepend(errorBox(error));
-        }
-      });
-      return button;
-    };
+    const row = (s) => h("tr", {},
+      h("td", { "data-label": "Name" }, s.display_name), h("td", { "data-label": "Email" }, s.email),
+      h("td", { "data-label": "Role" }, s.role === "admin" ? "Administrator" : "Case manager"),
+      h("td", { "data-label": "Status" }, standing(s)),
+      h("td", { "data-label": "Actions" }, s.id === me.id ? h("span", { class: "muted" }, "You")
+        : h("div", { class: "actions" }, staffActions(s, listArea))));
     replace(listArea, h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Staff" },
-      h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Status", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, data.staff.map((s) => h("tr", {}, h("td", {}, s.display_name), h("td", {}, s.email),
-          h("td", {}, s.role === "admin" ? "Administrator" : "Case manager"),
-          h("td", {}, s.status === "disabled" ? "Disabled (cannot sign in)" : "Active"),
-          h("td", {}, toggle(s))))))));
+      h("table", { class: "staff-list" }, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Status", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, data.staff.map(row)))));
   } catch (error) {
     replace(listArea, errorBox(error));
   }

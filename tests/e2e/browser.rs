@@ -212,10 +212,9 @@ fn the_office_practicum_ways_show_once_and_set_password() {
     let fanny = client_id(&app, "Fanny");
     let b = Browser::start(1280, 900).unwrap();
     staff_sign_in(&app, &b, ADMIN);
+    // Administrators land on every client (their own caseload is empty), and add one.
     b.wait_text("Showing");
-    // Administrators see every client, and add one.
-    b.click_text("button", "Show All Clients");
-    b.wait_text("All Clients");
+    b.find_text("h1", "All Clients");
     b.wait_text("Appletop, Allison");
     b.click_text("button", "Add Client");
     b.fill("input[name=first_name]", "Nora");
@@ -289,7 +288,7 @@ fn the_office_practicum_ways_show_once_and_set_password() {
         &[],
     );
     assert_eq!(status, 204);
-    b.click_text("nav a", "My Caseload");
+    b.click_text("nav a", "Clients");
     b.wait_text("Staff sign-in");
     b.find("input[name=username]");
     b.assert_clean_console();
@@ -602,8 +601,7 @@ fn an_administrator_fills_a_caseload_and_disables_a_staff_member_from_the_pages(
     let b = Browser::start(1280, 900).unwrap();
     staff_sign_in(&app, &b, ADMIN);
     b.find("nav a[href='#/staff']");
-    // Show All Clients says who manages each client.
-    b.click_text("button", "Show All Clients");
+    // All Clients, where an administrator lands, says who manages each client.
     b.wait_text("Casey Manager (Primary Case Manager)");
     b.screenshot("admin-1-all-clients-managers");
     // Jane goes on Robin's caseload, from Client Information.
@@ -660,7 +658,7 @@ fn an_administrator_fills_a_caseload_and_disables_a_staff_member_from_the_pages(
     b.click(&disable);
     b.wait_text("Disable Robin Support?");
     b.click_text("dialog button", "Disable");
-    b.wait_text("Disabled (cannot sign in)");
+    b.wait_text("(cannot sign in)");
     b.screenshot("admin-3-staff-disabled");
     assert_eq!(robin.get("/api/caseload").status, 401);
     b.assert_clean_console();
@@ -895,5 +893,338 @@ fn user_data_is_text_every_field_is_labelled_and_contrast_is_enough() {
     b.goto(&app.url("/dev/mailbox"));
     b.wait_text("Local only.");
     check("local mailbox");
+    b.assert_clean_console();
+}
+
+/// Waits until the page no longer says `text`.
+fn wait_gone(b: &Browser, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.body_text().contains(text) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still says {text:?}:\n{}",
+            b.body_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The text of the live password hint's item about guessable passwords, once the server's
+/// answer for what was typed has arrived.
+fn guessable_hint(b: &Browser, settled: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = b.execute(
+            "const items = [...document.querySelectorAll('ul.rules li')]; \
+             const item = items.find((li) => !/characters|match|temporary/.test(li.textContent)); \
+             return item ? item.className + ' ' + item.textContent : '';",
+            &[],
+        );
+        let text = text.as_str().unwrap_or_default().to_string();
+        if settled(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hint did not settle: {text:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_administrator_sees_a_locked_or_new_staff_member_and_unlocks_or_resets_them() {
+    let app = demo();
+    let admin = Staff::sign_in(&app, ADMIN);
+    let hire = admin.send(
+        "POST",
+        "/api/staff",
+        &json!({ "email": "new.hire@example.org", "display_name": "New Hire", "role": "case_manager" }),
+    );
+    assert_eq!(hire.status, 201, "{}", hire.body);
+    // Casey signs in once, then five wrong passwords lock her sign-in.
+    Staff::sign_in(&app, CASEY);
+    for _ in 0..5 {
+        let wrong = app.post(
+            "/api/auth/login",
+            &json!({ "realm": "staff", "username": CASEY.0, "password": "not her password" }),
+        );
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+    }
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, ADMIN);
+    b.click_text("nav a", "Staff");
+    b.wait_text("after too many wrong passwords");
+    let status_of = |name: &str| {
+        b.execute(
+            "const row = [...document.querySelectorAll('table.staff-list tbody tr')] \
+               .find((tr) => tr.cells[0].textContent === arguments[0]); \
+             return row ? row.cells[3].textContent : null;",
+            &[json!(name)],
+        )
+    };
+    assert!(
+        status_of("Casey Manager")
+            .as_str()
+            .is_some_and(|s| s.starts_with("Locked (until")),
+        "{}",
+        b.body_text()
+    );
+    assert_eq!(status_of("New Hire"), json!("Never signed in"));
+    let fits = b.execute(
+        "const wrap = document.querySelector('.table-wrap'); return wrap.scrollWidth <= wrap.clientWidth;",
+        &[],
+    );
+    assert_eq!(fits, json!(true), "the staff table scrolls sideways");
+    b.screenshot("staff-1-locked-and-new");
+    b.click(&b.find("button[aria-label='Unlock Casey Manager']"));
+    wait_gone(&b, "after too many wrong passwords");
+    assert!(
+        status_of("Casey Manager")
+            .as_str()
+            .is_some_and(|s| s.starts_with("Active (last signed in")),
+        "{}",
+        b.body_text()
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/login",
+            &json!({ "realm": "staff", "username": CASEY.0, "password": CASEY.1 }),
+        )
+        .status,
+        200
+    );
+    // Robin forgot her password: the administrator resets it, after a question.
+    b.click(&b.find("button[aria-label='Reset password Robin Support']"));
+    b.wait_text("Reset Robin Support's password?");
+    b.click_text("dialog button", "Reset password");
+    b.wait_text("Robin Support's temporary password was emailed to r***@example.org");
+    let robin = caseport_tests::demo::ROBIN;
+    let temporary = emailed_password(&app, robin.0);
+    let old = app.post(
+        "/api/auth/login",
+        &json!({ "realm": "staff", "username": robin.0, "password": robin.1 }),
+    );
+    assert_eq!(old.status, 401, "the old password still works");
+    // Robin signs in with it and must choose her own; the hint already refuses her name.
+    b.click_text("nav button", "Sign out");
+    staff_sign_in(&app, &b, (robin.0, &temporary));
+    b.wait_text("Choose your own to continue.");
+    b.fill("input[name=new_password]", "robin support forever and ever");
+    let hint = guessable_hint(&b, |t| t.starts_with("todo") && t.contains("name"));
+    assert!(hint.contains("name"), "{hint}");
+    b.fill(
+        "input[name=new_password]",
+        "lantern orchard quietly humming",
+    );
+    b.fill(
+        "input[name=new_password_again]",
+        "lantern orchard quietly humming",
+    );
+    guessable_hint(&b, |t| t.starts_with("ok"));
+    b.click_text("button", "Save new password");
+    // A visible confirmation, on the page she lands on.
+    b.wait_text("Your new password is saved. Use it the next time you sign in.");
+    b.find_text("h1", "My Caseload");
+    b.assert_clean_console();
+}
+
+#[test]
+fn the_password_hint_agrees_with_the_server_and_the_last_try_before_a_lock_is_announced() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    // Four wrong passwords: the fourth answer says what the fifth would do.
+    for n in 1..=4 {
+        staff_sign_in(&app, &b, (CASEY.0, "not her password at all"));
+        b.wait_text("The username or password is not right.");
+        let warned = b
+            .body_text()
+            .contains("If the next password is wrong too, this account is locked for 30 seconds.");
+        assert_eq!(warned, n == 4, "attempt {n}: {}", b.body_text());
+    }
+    b.screenshot("sign-in-last-try-warning");
+    // The administrator's set-password form has the hint, and the hint asks the server.
+    let jane = client_id(&app, "Jane");
+    staff_sign_in(&app, &b, ADMIN);
+    b.find_text("h1", "All Clients");
+    b.goto(&app.url(&format!("/staff/#/client/{jane}")));
+    b.wait_text("Client details");
+    b.click_text("summary", "Other ways");
+    for (typed, says) in [
+        ("passwordpassword", "repeated"),
+        ("123456789012345", ""),
+        ("jane doe spring garden party", "name"),
+    ] {
+        b.fill("input[name=password]", typed);
+        let hint = guessable_hint(&b, |t| t.starts_with("todo") && !t.contains("Not a common"));
+        assert!(hint.contains(says), "{typed}: {hint}");
+        let refused = Staff::sign_in(&app, ADMIN).send(
+            "PUT",
+            &format!("/api/clients/{jane}/portal-password"),
+            &json!({ "password": typed, "password_confirm": typed, "reset_required": true }),
+        );
+        assert_eq!(refused.json()["error"]["code"], "weak_password", "{typed}");
+    }
+    b.fill("input[name=password]", "copper kettle evening song");
+    let hint = guessable_hint(&b, |t| t.starts_with("ok"));
+    assert!(hint.contains("Not a common"), "{hint}");
+    b.screenshot("set-password-hint");
+    b.assert_clean_console();
+}
+
+#[test]
+fn on_a_phone_rows_are_cards_and_reset_and_send_new_is_in_view() {
+    let app = demo();
+    let b = Browser::start(360, 740).unwrap();
+    b.resize(360, 740);
+    staff_sign_in(&app, &b, CASEY);
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    // Each row is a card with its labels: the date of birth and Client Information show
+    // without scrolling sideways.
+    let card = b.execute(
+        "const row = document.querySelector('table.caseload tbody tr'); \
+         const dob = row.cells[1]; const link = row.querySelector('a'); \
+         return [getComputedStyle(row).display, getComputedStyle(dob, '::before').content, \
+                 dob.getBoundingClientRect().right <= innerWidth, link.getBoundingClientRect().right <= innerWidth, \
+                 document.documentElement.scrollWidth - document.documentElement.clientWidth];",
+        &[],
+    );
+    assert_eq!(card, json!(["block", "\"DOB\"", true, true, 0]), "{card}");
+    // The headings are hidden there, so sorting has its own control.
+    b.execute(
+        "const s = document.getElementById('sort-by'); s.value = 'dob desc'; \
+         s.dispatchEvent(new Event('change')); return true;",
+        &[],
+    );
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    let first = b.execute(
+        "return location.hash.includes('sort=dob') && location.hash.includes('dir=desc')",
+        &[],
+    );
+    assert_eq!(first, json!(true));
+    b.screenshot("phone-1-caseload-cards");
+    // Client Information: Reset and Send New is on the first screen, above the details form.
+    let fanny = client_id(&app, "Fanny");
+    b.goto(&app.url(&format!("/staff/#/client/{fanny}")));
+    b.wait_text("Client details");
+    b.screenshot("phone-2-client-information");
+    let reset = b.execute(
+        "const r = [...document.querySelectorAll('button')].find((x) => x.textContent === 'Reset and Send New'); \
+         return [r.getBoundingClientRect().bottom, innerHeight, scrollY];",
+        &[],
+    );
+    assert!(
+        reset[0].as_f64().unwrap() <= reset[1].as_f64().unwrap() && reset[2] == json!(0),
+        "Reset and Send New is below the fold: {reset}"
+    );
+    b.assert_clean_console();
+}
+
+#[test]
+fn a_long_name_at_1280_keeps_the_actions_column_on_screen() {
+    let app = demo();
+    let casey = Staff::sign_in(&app, CASEY);
+    let added = casey.send(
+        "POST",
+        "/api/clients",
+        &json!({
+            "first_name": "Maximiliana Alexandrina Josephina",
+            "last_name": "Wolfeschlegelsteinhausenbergerdorff-Featherstonehaugh-Cholmondeley",
+            "dob": "2012-05-06",
+            "email": "max.family@example.com"
+        }),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    let b = Browser::start(1280, 900).unwrap();
+    b.resize(1280, 900);
+    staff_sign_in(&app, &b, CASEY);
+    b.wait_text("Showing 1 to 7 of 7 rows");
+    let fits = b.execute(
+        "const wrap = document.querySelector('.table-wrap'); \
+         const links = [...document.querySelectorAll('table.caseload a')]; \
+         return [wrap.scrollWidth <= wrap.clientWidth, links.every((a) => a.getBoundingClientRect().right <= innerWidth)];",
+        &[],
+    );
+    assert_eq!(
+        fits,
+        json!([true, true]),
+        "the Actions column is pushed off"
+    );
+    b.screenshot("wide-long-name");
+    b.assert_clean_console();
+}
+
+#[test]
+fn the_caseload_keeps_its_sort_page_and_client_across_a_reload_and_sorting_keeps_the_focus() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, CASEY);
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    // Sorting by keyboard: the focus stays on the column's sort button.
+    b.find("button.sort[data-sort=dob]");
+    b.execute(
+        "document.querySelector('button.sort[data-sort=dob]').focus(); return true;",
+        &[],
+    );
+    b.press(keys::ENTER);
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let state = b.execute(
+            "const th = document.querySelector('button.sort[data-sort=dob]').closest('th'); \
+             return [th.getAttribute('aria-sort'), document.activeElement.dataset.sort || document.activeElement.tagName];",
+            &[],
+        );
+        if state == json!(["ascending", "dob"]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{state}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    b.click_text("button.name", "Doe, Jane");
+    b.wait_text("Selected Client: Doe, Jane");
+    // A reload keeps the sort and the selected client.
+    b.execute("location.reload(); return true;", &[]);
+    b.wait_text("Selected Client: Doe, Jane");
+    let kept = b.execute(
+        "return document.querySelector('button.sort[data-sort=dob]').closest('th').getAttribute('aria-sort')",
+        &[],
+    );
+    assert_eq!(kept, json!("ascending"));
+    b.assert_clean_console();
+}
+
+#[test]
+fn the_shown_once_dialog_keeps_the_username_whole_and_asks_before_escape_closes_it() {
+    let app = demo();
+    let fanny = client_id(&app, "Fanny");
+    give_fanny_a_password(&app);
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, ADMIN);
+    b.find_text("h1", "All Clients");
+    b.goto(&app.url(&format!("/staff/#/client/{fanny}")));
+    b.wait_text("Client details");
+    b.click_text("summary", "Other ways");
+    b.click_text("button", "Show a temporary password once");
+    b.click_text("dialog button", "Yes, show it once");
+    b.find("#shown-password");
+    let lines = b.execute(
+        "const r = document.createRange(); r.selectNodeContents(document.getElementById('shown-username')); \
+         return [document.getElementById('shown-username').textContent, r.getClientRects().length];",
+        &[],
+    );
+    assert_eq!(lines, json!(["fanny.jackson@example.com", 1]), "{lines}");
+    b.press(keys::ESCAPE);
+    b.wait_text("This password is shown only once");
+    assert_eq!(
+        b.execute("return document.getElementById('dialog').open", &[]),
+        json!(true),
+        "Escape closed the dialog"
+    );
+    b.screenshot("shown-once-escape-asks");
+    b.click_text("dialog button", "Keep it open");
+    b.press(keys::ESCAPE);
+    b.click_text("dialog button", "Close without passing it on");
+    wait_gone(&b, "Temporary log-in information");
     b.assert_clean_console();
 }

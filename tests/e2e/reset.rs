@@ -142,11 +142,15 @@ fn scenario_one_casey_resets_janes_password_by_email() {
         (refused.status, code(&refused).as_str()),
         (422, "email_invalid")
     );
-    assert!(
-        refused.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("hotmail.com")
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("hotmail.com"), "{message}");
+    assert_eq!(
+        message.matches("Did you mean").count(),
+        1,
+        "the suggestion is said once: {message}"
     );
     assert!(mailbox(&app).is_empty());
 

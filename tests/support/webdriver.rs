@@ -21,6 +21,7 @@ pub mod keys {
     pub const ENTER: &str = "\u{E007}";
     pub const SPACE: &str = "\u{E00D}";
     pub const SHIFT: &str = "\u{E008}";
+    pub const ESCAPE: &str = "\u{E00C}";
 }
 
 /// A running chromium, driven through chromedriver; both stop when dropped.

@@ -29,6 +29,18 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
         ("/api/staff", Method::Get) => "staff_list",
         ("/api/staff", Method::Post) => "staff_add",
         ("/api/staff", _) => return Err(ApiError::method_not_allowed(&["GET", "POST"])),
+        (p, Method::Post) if p.starts_with("/api/staff/") && p.ends_with("/reset-password") => {
+            "staff_reset"
+        }
+        (p, Method::Post) if p.starts_with("/api/staff/") && p.ends_with("/unlock") => {
+            "staff_unlock"
+        }
+        (p, _)
+            if p.starts_with("/api/staff/")
+                && (p.ends_with("/reset-password") || p.ends_with("/unlock")) =>
+        {
+            return Err(ApiError::method_not_allowed(&["POST"]));
+        }
         (p, Method::Patch) if p.starts_with("/api/staff/") => "staff_change",
         (p, _) if p.starts_with("/api/staff/") => {
             return Err(ApiError::method_not_allowed(&["PATCH"]));
@@ -64,33 +76,20 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
             // Read before adding: a misconfigured provider refuses before anything changes.
             let mail = request.api.env.mail()?;
             let added = staff::add(&ctx, me, role, &body)?;
-            let (member, handed, expires_at) =
-                staff::email_temporary_password(&ctx, mail.as_ref(), &WasiTransport, me, added)?;
-            let body = match handed {
-                staff::Handed::Emailed { sent_to } => json!({
-                    "staff": member,
-                    "delivery": "email",
-                    "sent_to": sent_to,
-                    "expires_at": expires_at,
-                }),
-                staff::Handed::Shown {
-                    temporary_password,
-                    reason,
-                } => json!({
-                    "staff": member,
-                    "delivery": "display",
-                    "temporary_password": temporary_password.expose(),
-                    "expires_at": expires_at,
-                    "mail_error": reason,
-                }),
-            };
-            json(201, &body)
+            json(201, &handed(&ctx, mail.as_ref(), me, added)?)
         }
+        "staff_reset" => {
+            let id = staff_id(&path, "/reset-password")?;
+            let mail = request.api.env.mail()?;
+            let reset = staff::reset_password(&ctx, me, role, id)?;
+            json(200, &handed(&ctx, mail.as_ref(), me, reset)?)
+        }
+        "staff_unlock" => json(
+            200,
+            &json!({ "staff": staff::unlock(&ctx, me, role, staff_id(&path, "/unlock")?)? }),
+        ),
         "staff_change" => {
-            let id = path
-                .strip_prefix("/api/staff/")
-                .and_then(|id| id.parse::<i64>().ok())
-                .ok_or_else(ApiError::not_found)?;
+            let id = staff_id(&path, "")?;
             let body: staff::StaffChange = request.api.json()?;
             json(
                 200,
@@ -111,5 +110,43 @@ fn answer(req: &Request) -> Result<Response, ApiError> {
                 &json!({ "assignment": staff::assign(&ctx, me, role, client, &body)? }),
             )
         }
+    })
+}
+
+/// The staff id in `/api/staff/:id{suffix}`.
+fn staff_id(path: &str, suffix: &str) -> Result<i64, ApiError> {
+    path.strip_prefix("/api/staff/")
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .and_then(|id| id.parse::<i64>().ok())
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Emails a staff member's temporary password (or, when that fails, hands it over once) and
+/// says which.
+fn handed(
+    ctx: &caseport_shared::ctx::Ctx<'_>,
+    mail: Option<&caseport_shared::mail::MailSettings>,
+    me: caseport_shared::domain::Account,
+    added: staff::Added,
+) -> Result<serde_json::Value, ApiError> {
+    let (member, handed, expires_at) =
+        staff::email_temporary_password(ctx, mail, &WasiTransport, me, added)?;
+    Ok(match handed {
+        staff::Handed::Emailed { sent_to } => json!({
+            "staff": member,
+            "delivery": "email",
+            "sent_to": sent_to,
+            "expires_at": expires_at,
+        }),
+        staff::Handed::Shown {
+            temporary_password,
+            reason,
+        } => json!({
+            "staff": member,
+            "delivery": "display",
+            "temporary_password": temporary_password.expose(),
+            "expires_at": expires_at,
+            "mail_error": reason,
+        }),
     })
 }

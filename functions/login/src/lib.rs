@@ -57,6 +57,7 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
         "/api/auth/forgot",
         "/api/auth/reset",
         "/api/auth/reset-link",
+        "/api/auth/password-check",
         "/api/setup",
     ];
     match path {
@@ -152,6 +153,13 @@ fn route(path: &str, api: &ApiRequest<'_>) -> Result<Response, ApiError> {
             let body: auth::ResetLinkRequest = api.json()?;
             auth::check_reset_link(&ctx, &body)?;
             json(200, &json!({ "status": "valid" }))
+        }
+        "/api/auth/password-check" => {
+            let body: auth::PasswordCheckRequest = api.json()?;
+            match auth::check_password(&ctx, &body, session.as_deref())? {
+                None => json(200, &json!({ "ok": true })),
+                Some(message) => json(200, &json!({ "ok": false, "message": message })),
+            }
         }
         "/api/auth/reset" => {
             let body: auth::ResetRequest = api.json()?;

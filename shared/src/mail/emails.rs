@@ -100,7 +100,8 @@ pub fn temporary_password_email(
     }
 }
 
-/// The email that gives a new staff member their temporary password for the staff console.
+/// The email that gives a staff member a temporary password for the staff console: a new
+/// account's first, or one an administrator reset (`reset`).
 pub fn staff_welcome_email(
     settings: &MailSettings,
     to: &Email,
@@ -108,11 +109,17 @@ pub fn staff_welcome_email(
     password: &Password,
     expires: &str,
     delivery_id: &str,
+    reset: bool,
 ) -> Message {
     let clinic = &settings.clinic_name;
     let url = format!("{}/staff/", settings.portal_url);
+    let what = if reset {
+        "has reset the password of your Caseport staff account. Your old password no longer works"
+    } else {
+        "has given you a Caseport staff account"
+    };
     let text = format!(
-        "Hello {name},\n\nAn administrator of {clinic} has given you a Caseport staff account.\n\n\
+        "Hello {name},\n\nAn administrator of {clinic} {what}.\n\n\
          Sign in at: {url}\nUsername: {to}\nTemporary password: {}\n\n\
          It works until {expires}. When you sign in, you will choose a password of your own.\n",
         password.expose(),
@@ -123,7 +130,7 @@ pub fn staff_welcome_email(
         settings,
         &[
             format!(
-                "<p>Hello {},</p><p>An administrator of {} has given you a Caseport staff account.</p>",
+                "<p>Hello {},</p><p>An administrator of {} {what}.</p>",
                 e(name),
                 e(clinic)
             ),
@@ -141,7 +148,11 @@ pub fn staff_welcome_email(
     );
     Message {
         to: to.clone(),
-        subject: format!("Your Caseport staff account at {clinic}"),
+        subject: if reset {
+            format!("Your Caseport staff password at {clinic} was reset")
+        } else {
+            format!("Your Caseport staff account at {clinic}")
+        },
         text: Zeroizing::new(text),
         html,
         delivery_id: delivery_id.to_string(),
