@@ -12,6 +12,7 @@ use crate::audit;
 use crate::clients::{self, age};
 use crate::ctx::Ctx;
 use crate::domain::{Account, Role};
+use crate::names::{self, Search};
 use crate::ports::{Value, transaction};
 
 /// The largest page.
@@ -137,6 +138,11 @@ pub struct Row {
     /// Who manages the client (Show All Clients only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub case_managers: Option<Vec<clients::CaseManager>>,
+    /// The names' sort keys (`names::Keys`), for the page cursor.
+    #[serde(skip)]
+    last_key: String,
+    #[serde(skip)]
+    first_key: String,
 }
 
 /// A page of the caseload.
@@ -155,18 +161,10 @@ pub struct Page {
 /// tie and a page's last row says exactly where the next begins.
 fn key_columns(sort: Sort) -> &'static [&'static str] {
     match sort {
-        Sort::Name => &[
-            "c.last_name COLLATE NOCASE",
-            "c.first_name COLLATE NOCASE",
-            "c.id",
-        ],
+        Sort::Name => &["c.last_key", "c.first_key", "c.id"],
         Sort::Dob | Sort::Age => &["c.dob", "c.id"],
-        Sort::Role => &["coalesce(a.role, '')", "c.last_name COLLATE NOCASE", "c.id"],
-        Sort::DateAssigned => &[
-            "coalesce(a.date_assigned, '')",
-            "c.last_name COLLATE NOCASE",
-            "c.id",
-        ],
+        Sort::Role => &["coalesce(a.role, '')", "c.last_key", "c.id"],
+        Sort::DateAssigned => &["coalesce(a.date_assigned, '')", "c.last_key", "c.id"],
     }
 }
 
@@ -206,19 +204,19 @@ fn sort_name(sort: Sort) -> &'static str {
 fn cursor_after(row: &Row, query: &Query) -> String {
     let key: Vec<serde_json::Value> = match query.sort {
         Sort::Name => vec![
-            json!(row.last_name),
-            json!(row.first_name),
+            json!(row.last_key),
+            json!(row.first_key),
             json!(row.client_id),
         ],
         Sort::Dob | Sort::Age => vec![json!(row.dob), json!(row.client_id)],
         Sort::Role => vec![
             json!(row.role.unwrap_or("")),
-            json!(row.last_name),
+            json!(row.last_key),
             json!(row.client_id),
         ],
         Sort::DateAssigned => vec![
             json!(row.date_assigned.clone().unwrap_or_default()),
-            json!(row.last_name),
+            json!(row.last_key),
             json!(row.client_id),
         ],
     };
@@ -281,24 +279,34 @@ pub fn list(
     };
     let mut params: Vec<Value> = vec![staff.id.into()];
     let mut filter = String::from("WHERE 1 = 1");
-    // "Doe, Ja" searches last names starting Doe and first names starting Ja; one word
-    // either name. Prefixes are index ranges (LIKE with ESCAPE would scan every row).
-    if !query.q.is_empty() {
-        let range = |column: &str, prefix: &str, params: &mut Vec<Value>| {
-            params.push(prefix.into());
-            params.push(format!("{prefix}\u{10FFFF}").into());
-            format!("(c.{column} COLLATE NOCASE >= ? AND c.{column} COLLATE NOCASE < ?)")
-        };
-        match query.q.split_once(',') {
-            Some((last, first)) => {
-                let l = range("last_name", last.trim(), &mut params);
-                let f = range("first_name", first.trim(), &mut params);
-                filter.push_str(&format!(" AND {l} AND {f}"));
+    // Searches by the names' keys (`names`): "Doe, Ja" asks for last names starting "doe" and
+    // first names starting "ja"; words in any order ("jane doe", "doe jane") each start a word
+    // of the name, and the first starts the first or the last name. Prefixes are index ranges
+    // on the keys (LIKE with ESCAPE would scan every row); the other words only filter what
+    // the first one found.
+    let range = |column: &str, prefix: &str, params: &mut Vec<Value>| {
+        params.push(prefix.into());
+        params.push(format!("{prefix}\u{10FFFF}").into());
+        format!("(c.{column} >= ? AND c.{column} < ?)")
+    };
+    match Search::parse(&query.q) {
+        Search::Everything => {}
+        Search::Nobody => filter.push_str(" AND 0"),
+        Search::LastFirst { last, first } => {
+            for (column, prefix) in [("last_key", last), ("first_key", first)] {
+                if !prefix.is_empty() {
+                    let r = range(column, &prefix, &mut params);
+                    filter.push_str(&format!(" AND {r}"));
+                }
             }
-            None => {
-                let l = range("last_name", &query.q, &mut params);
-                let f = range("first_name", &query.q, &mut params);
-                filter.push_str(&format!(" AND ({l} OR {f})"));
+        }
+        Search::Words(words) => {
+            let l = range("last_key", &words[0], &mut params);
+            let f = range("first_key", &words[0], &mut params);
+            filter.push_str(&format!(" AND ({l} OR {f})"));
+            for word in &words[1..] {
+                params.push(format!(" {word}").into());
+                filter.push_str(" AND instr(c.name_words, ?) > 0");
             }
         }
     }
@@ -357,7 +365,8 @@ pub fn list(
         &format!(
             "SELECT c.id, c.first_name, c.last_name, c.dob, a.role, a.date_assigned,
                     (SELECT CASE WHEN cr.must_change = 1 THEN 'password_reset_required' ELSE 'active' END
-                     FROM credentials cr WHERE cr.owner_kind = 'client' AND cr.owner_id = c.id)
+                     FROM credentials cr WHERE cr.owner_kind = 'client' AND cr.owner_id = c.id),
+                    c.last_key, c.first_key
              {from} {filter}{seek} ORDER BY {} LIMIT {limit} OFFSET ?",
             order_by(query.sort, descending)
         ),
@@ -400,6 +409,8 @@ pub fn list(
                     Some(_) => "active",
                 },
                 case_managers: None,
+                last_key: r.string(7)?,
+                first_key: r.string(8)?,
             })
         })
         .collect::<Result<Vec<_>, crate::ports::StorageError>>()?;
@@ -499,16 +510,20 @@ pub fn add_client(
     }
     let now = ctx.clock.now().to_string();
     let label = staff.label();
+    let keys = names::Keys::of(&first, &middle, &last);
     transaction(ctx.db, || {
         let id = ctx
             .db
             .execute(
-                "INSERT INTO clients (first_name, middle_name, last_name, dob, email, phone, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO clients (first_name, middle_name, last_name, last_key, first_key, name_words, dob, email, phone, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 &[
                     first.as_str().into(),
                     middle.as_str().into(),
                     last.as_str().into(),
+                    keys.last.as_str().into(),
+                    keys.first.as_str().into(),
+                    keys.words.as_str().into(),
                     dob.to_string().into(),
                     email.as_ref().map(|e| e.to_string()).into(),
                     phone.clone().into(),
@@ -573,14 +588,16 @@ mod tests {
             date_assigned: None,
             portal_status: "none",
             case_managers: None,
+            last_key: "doe".into(),
+            first_key: "jane".into(),
         };
         let by_name = Query::parse("sort=name").unwrap();
         let cursor = cursor_after(&row, &by_name);
         assert_eq!(
             cursor_key(&cursor, &by_name).unwrap(),
             vec![
-                Value::Text("Doe".into()),
-                Value::Text("Jane".into()),
+                Value::Text("doe".into()),
+                Value::Text("jane".into()),
                 Value::Integer(7)
             ]
         );
@@ -623,9 +640,11 @@ mod tests {
         crate::schema::migrate(&db).unwrap();
         crate::demo::load_if_empty(&db, &SystemClock).unwrap();
         for i in 0..17 {
+            let first = format!("F{}", i % 5);
+            let keys = names::Keys::of(&first, "", "Same");
             db.execute(
-                "INSERT INTO clients (first_name, last_name, dob, created_at) VALUES (?, 'Same', ?, 'x')",
-                &[format!("F{}", i % 5).into(), format!("20{:02}-01-0{}", 10 + i % 3, 1 + i % 4).into()],
+                "INSERT INTO clients (first_name, last_name, last_key, first_key, name_words, dob, created_at) VALUES (?, 'Same', ?, ?, ?, ?, 'x')",
+                &[first.into(), keys.last.into(), keys.first.into(), keys.words.into(), format!("20{:02}-01-0{}", 10 + i % 3, 1 + i % 4).into()],
             )
             .unwrap();
         }
@@ -685,5 +704,91 @@ mod tests {
                 assert_eq!(walked, whole, "cursor walk, sort={sort} dir={dir}");
             }
         }
+    }
+
+    fn id_of(w: &crate::testing::World, first: &str) -> i64 {
+        use crate::ports::Db;
+        w.db.execute(
+            "SELECT id FROM clients WHERE first_name = ?",
+            &[first.into()],
+        )
+        .unwrap()
+        .first()
+        .and_then(|r| r.int(0))
+        .unwrap()
+    }
+
+    #[test]
+    fn search_and_sort_read_names_the_way_people_type_them() {
+        use crate::testing::World;
+        let w = World::new();
+        let ctx = w.ctx();
+        let admin = Account {
+            kind: crate::domain::AccountKind::Staff,
+            id: 3,
+        };
+        let today: Date = "2026-11-25".parse().unwrap();
+        for (first, last) in [("Zoë", "Émoji-Test"), ("Kid", "New"), ("Seán", "O'Brien")] {
+            let new = NewClient {
+                first_name: first.into(),
+                middle_name: None,
+                last_name: last.into(),
+                dob: "2015-03-04".into(),
+                email: None,
+                phone: None,
+                confirm_duplicate: false,
+            };
+            add_client(&ctx, admin, &new, today).unwrap();
+        }
+        let names = |q: &str| -> Vec<String> {
+            let query = Query::parse(&format!("scope=all&limit=100&{q}")).unwrap();
+            list(&ctx, admin, Role::Admin, &query, today)
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|r| r.name)
+                .collect()
+        };
+        for typed in ["Jane Doe", "doe jane", "Doe, Ja", "JANE DOE", "jan d"] {
+            let q: String = form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+            assert_eq!(names(&format!("q={q}")), ["Doe, Jane"], "{typed}");
+        }
+        for (typed, found) in [
+            ("zoe", "Émoji-Test, Zoë"),
+            ("emoji test", "Émoji-Test, Zoë"),
+            ("kid new", "New, Kid"),
+            ("obrien", "O'Brien, Seán"),
+            ("o'brien sean", "O'Brien, Seán"),
+        ] {
+            let q: String = form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+            assert_eq!(names(&format!("q={q}")), [found], "{typed}");
+        }
+        assert!(names("q=jane%20smith").is_empty());
+        // A corrected name is found by its new spelling, not its old one.
+        let kid = id_of(&w, "Kid");
+        crate::client_info::update(
+            &ctx,
+            admin,
+            Role::Admin,
+            kid,
+            &crate::client_info::Patch {
+                version: 1,
+                first_name: None,
+                middle_name: None,
+                last_name: Some("Núñez".into()),
+                dob: None,
+                email: None,
+                phone: None,
+            },
+            today,
+        )
+        .unwrap();
+        assert_eq!(names("q=nunez"), ["Núñez, Kid"]);
+        assert!(names("q=kid%20new").is_empty());
+        // "Émoji-Test" sorts among the E's, not after the Z's.
+        let all = names("sort=name");
+        let at = |n: &str| all.iter().position(|x| x == n).unwrap();
+        assert!(at("Émoji-Test, Zoë") < at("Jackson, Fanny"), "{all:?}");
+        assert!(at("Doe, Jane") < at("Émoji-Test, Zoë"), "{all:?}");
     }
 }

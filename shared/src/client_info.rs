@@ -14,6 +14,7 @@ use crate::ctx::Ctx;
 use crate::deliveries::{self, Recorded};
 use crate::domain::{Account, AccountKind, Email, Role};
 use crate::mail::{self, MailSettings, Transport};
+use crate::names;
 use crate::ports::{Db, StorageError, Value, transaction};
 
 /// The client record as the API shows it.
@@ -256,6 +257,28 @@ pub fn update(
         let before = load(ctx.db, id, today)?.ok_or_else(not_found)?;
         if before.version != patch.version {
             return Err(conflict());
+        }
+        let mut sets = sets.clone();
+        if sets.iter().any(|(col, _)| col.ends_with("_name")) {
+            // The names' search and sort keys follow them.
+            let name = |col: &str, old: &str| {
+                sets.iter()
+                    .find_map(|(c, v)| match v {
+                        Value::Text(t) if *c == col => Some(t.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| old.to_string())
+            };
+            let keys = names::Keys::of(
+                &name("first_name", &before.first_name),
+                &name("middle_name", &before.middle_name),
+                &name("last_name", &before.last_name),
+            );
+            sets.extend([
+                ("last_key", keys.last.into()),
+                ("first_key", keys.first.into()),
+                ("name_words", keys.words.into()),
+            ]);
         }
         let assignments: Vec<String> = sets.iter().map(|(col, _)| format!("{col} = ?")).collect();
         let mut params: Vec<Value> = sets.iter().map(|(_, v)| v.clone()).collect();

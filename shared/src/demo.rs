@@ -188,10 +188,11 @@ pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageErro
             )?;
         }
         for (first, last, dob, email, phone) in CLIENTS {
+            let keys = crate::names::Keys::of(first, "", last);
             let id = db
                 .execute(
-                    "INSERT INTO clients (first_name, last_name, dob, email, phone, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    &[(*first).into(), (*last).into(), (*dob).into(), (*email).into(), (*phone).into(), now.as_str().into()],
+                    "INSERT INTO clients (first_name, last_name, last_key, first_key, name_words, dob, email, phone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    &[(*first).into(), (*last).into(), keys.last.into(), keys.first.into(), keys.words.into(), (*dob).into(), (*email).into(), (*phone).into(), now.as_str().into()],
                 )?
                 .first()
                 .and_then(|r| r.int(0))

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod domain;
 pub mod local_only;
 pub mod mail;
+pub mod names;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod passwords;

@@ -185,7 +185,52 @@ const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (provider, event_id)
     ) WITHOUT ROWID",
     ],
+    &[
+        // Search and sort keys of each client's names (`names::Keys`): case, accents and
+        // apostrophes folded, written with the names; [`BACKFILLS`] fills them for the
+        // clients already there. The caseload sorts by (last_key, first_key, id) and finds a
+        // name's first word by a range on either key.
+        "ALTER TABLE clients ADD COLUMN last_key TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE clients ADD COLUMN first_key TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE clients ADD COLUMN name_words TEXT NOT NULL DEFAULT ''",
+        "DROP INDEX clients_by_name",
+        "DROP INDEX clients_by_first_name",
+        "CREATE INDEX clients_by_key ON clients (last_key, first_key, id)",
+        "CREATE INDEX clients_by_first_key ON clients (first_key, last_key, id)",
+    ],
 ];
+
+/// Work that SQL cannot do, on the rows a migration changed.
+type Backfill = fn(&dyn Db) -> Result<(), StorageError>;
+
+/// Each backfill, run right after the migration to the version it names, in the same
+/// transaction.
+const BACKFILLS: &[(i64, Backfill)] = &[(5, fill_name_keys)];
+
+/// Writes the name keys of every client (migration 5).
+fn fill_name_keys(db: &dyn Db) -> Result<(), StorageError> {
+    let rows = db.execute(
+        "SELECT id, first_name, middle_name, last_name FROM clients",
+        &[],
+    )?;
+    for r in rows.iter() {
+        let keys = crate::names::Keys::of(
+            r.text(1).unwrap_or_default(),
+            r.text(2).unwrap_or_default(),
+            r.text(3).unwrap_or_default(),
+        );
+        db.execute(
+            "UPDATE clients SET last_key = ?, first_key = ?, name_words = ? WHERE id = ?",
+            &[
+                keys.last.into(),
+                keys.first.into(),
+                keys.words.into(),
+                r.int(0).unwrap_or_default().into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
 
 /// The schema version this code expects.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -282,9 +327,13 @@ pub fn migrate(db: &dyn Db) -> Result<(), StorageError> {
     }
     transaction(db, || {
         let current = user_version(db)?;
-        for migration in MIGRATIONS.iter().skip(current.max(0) as usize) {
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
             for statement in *migration {
                 db.execute(statement, &[])?;
+            }
+            let version = index as i64 + 1;
+            for (_, fill) in BACKFILLS.iter().filter(|(v, _)| *v == version) {
+                fill(db)?;
             }
         }
         db.execute(&format!("PRAGMA user_version = {VERSION}"), &[])?;
@@ -406,6 +455,37 @@ mod tests {
         );
         db.execute("INSERT INTO mail_deliveries (public_id, purpose, provider, to_address, status, created_at, updated_at) VALUES ('q', 'email_changed', 'postmark', 'x@y.z', 'sending', 't', 't')", &[]).unwrap();
         assert!(db.execute("INSERT INTO portal_resets (client_id, idempotency_key, requested_by, delivery, status, username, mail_delivery_id, created_at, started_at) VALUES (1, 'k2', 1, 'email', 'sent', 'j@d.e', 999, 't', 0)", &[]).is_err(), "references are still checked");
+    }
+
+    #[test]
+    fn the_clients_already_there_get_their_name_keys() {
+        let db = NativeDb::in_memory().unwrap();
+        transaction(&db, || {
+            for migration in &MIGRATIONS[..4] {
+                for statement in *migration {
+                    db.execute(statement, &[])?;
+                }
+            }
+            db.execute("PRAGMA user_version = 4", &[])
+        })
+        .unwrap();
+        db.execute("INSERT INTO clients (id, first_name, middle_name, last_name, dob, created_at) VALUES (1, 'Zoë', 'Anne', 'Émoji-Test', '2013-02-19', 't')", &[]).unwrap();
+        migrate(&db).unwrap();
+        let rows = db
+            .execute(
+                "SELECT last_key, first_key, name_words FROM clients WHERE id = 1",
+                &[],
+            )
+            .unwrap();
+        let r = rows.first().unwrap();
+        assert_eq!(
+            (r.text(0), r.text(1), r.text(2)),
+            (
+                Some("emoji test"),
+                Some("zoe"),
+                Some(" zoe anne emoji test ")
+            )
+        );
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn search_sort_and_paging_give_the_right_rows_and_totals() {
     assert_eq!(
         casey.get("/api/caseload?q=%25").json()["total"],
         0,
-        "LIKE wildcards are literal"
+        "a wildcard is no name: it matches nobody"
     );
     assert_eq!(casey.get("/api/caseload?q=nobody").json()["total"], 0);
 

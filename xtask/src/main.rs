@@ -348,14 +348,18 @@ fn fill_statements(clients: usize) -> Vec<String> {
                 let last = format!("{}{}", LAST[i % LAST.len()], i / 400);
                 let first = FIRST[(i / LAST.len()) % FIRST.len()];
                 let dob = format!("{}-{:02}-{:02}", 1950 + i % 70, 1 + i % 12, 1 + i % 28);
+                let keys = caseport_shared::names::Keys::of(first, "", &last);
                 format!(
-                    "({}, '{first}', '{last}', '{dob}', 'client{i}@example.com', '2026-01-01T00:00:00Z')",
-                    FILL_FIRST_ID + i
+                    "({}, '{first}', '{last}', '{}', '{}', '{}', '{dob}', 'client{i}@example.com', '2026-01-01T00:00:00Z')",
+                    FILL_FIRST_ID + i,
+                    keys.last,
+                    keys.first,
+                    keys.words
                 )
             })
             .collect();
         out.push(format!(
-            "INSERT INTO clients (id, first_name, last_name, dob, email, created_at) VALUES {}",
+            "INSERT INTO clients (id, first_name, last_name, last_key, first_key, name_words, dob, email, created_at) VALUES {}",
             rows.join(", ")
         ));
         // The demo has three staff members; the 1,000 above are 4 to 1,003.
