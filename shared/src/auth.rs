@@ -412,7 +412,13 @@ pub fn login(ctx: &Ctx<'_>, req: &LoginRequest, network: &str) -> Result<SignIn,
             Some(&label),
             json!({ "realm": req.realm, "rehashed": rehash }),
         )?;
-        tokens::start_session(ctx.db, ctx.kv, cred.account, now)
+        tokens::start_session(
+            ctx.db,
+            ctx.kv,
+            cred.account,
+            now,
+            ctx.settings.session_limits(),
+        )
     })?;
     let user = user_view(ctx.db, cred.account)?.ok_or_else(invalid_credentials)?;
     Ok(SignIn::Session { user, token })
@@ -559,7 +565,7 @@ pub fn logout(ctx: &Ctx<'_>, session: Option<&str>) -> Result<(), ApiError> {
         ctx.now(),
         ctx.settings.session_limits(),
     )?;
-    tokens::end_session(ctx.kv, token)?;
+    tokens::end_session(ctx.db, ctx.kv, token)?;
     if let Some(account) = account {
         let label = account.label();
         transaction(ctx.db, || {

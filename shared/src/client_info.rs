@@ -405,16 +405,14 @@ pub struct Entry {
 pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec<Entry>, ApiError> {
     require_visible(ctx, staff, role, id)?;
     let rows = ctx.db.execute(
-        "SELECT l.at, l.actor, l.action, l.detail, s.display_name
-         FROM audit_log l LEFT JOIN staff s ON l.actor = 'staff:' || s.id
-         WHERE l.subject = ? ORDER BY l.seq DESC LIMIT 200",
+        "SELECT at, actor, action, detail FROM audit_log WHERE subject = ? ORDER BY seq DESC LIMIT 200",
         &[format!("client:{id}").into()],
     )?;
     let mut entries: Vec<Entry> = rows
         .iter()
         .map(|r| Entry {
             at: r.text(0).unwrap_or_default().to_string(),
-            actor: r.text(4).or(r.text(1)).unwrap_or_default().to_string(),
+            actor: r.text(1).unwrap_or_default().to_string(),
             action: r.text(2).unwrap_or_default().to_string(),
             detail: r
                 .text(3)
@@ -422,14 +420,37 @@ pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec
                 .unwrap_or(Json::Null),
         })
         .collect();
-    // An assignment names its staff member by id; the history says who, in words.
-    let names: std::collections::HashMap<i64, String> = ctx
-        .db
-        .execute("SELECT id, display_name FROM staff", &[])?
+    // Staff are named in words: who acted (`staff:3`), and whom an assignment was about. One
+    // look-up of just those staff members.
+    let actor_id = |e: &Entry| {
+        e.actor
+            .strip_prefix("staff:")
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    let ids: std::collections::BTreeSet<i64> = entries
         .iter()
-        .filter_map(|r| Some((r.int(0)?, r.string(1).ok()?)))
+        .flat_map(|e| [actor_id(e), e.detail.get("staff_id").and_then(Json::as_i64)])
+        .flatten()
         .collect();
+    let names: std::collections::HashMap<i64, String> = if ids.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        ctx.db
+            .execute(
+                &format!(
+                    "SELECT id, display_name FROM staff WHERE id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                ),
+                &ids.iter().map(|id| Value::from(*id)).collect::<Vec<_>>(),
+            )?
+            .iter()
+            .filter_map(|r| Some((r.int(0)?, r.string(1).ok()?)))
+            .collect()
+    };
     for entry in &mut entries {
+        if let Some(name) = actor_id(entry).and_then(|id| names.get(&id)) {
+            entry.actor = name.clone();
+        }
         let staff = entry.detail.get("staff_id").and_then(Json::as_i64);
         if let (Some(name), Json::Object(detail)) =
             (staff.and_then(|id| names.get(&id)), &mut entry.detail)

@@ -149,7 +149,13 @@ pub fn replace_password(ctx: &Ctx<'_>, account: Account, phc: &str) -> Result<To
     )?;
     tokens::revoke_all_sessions(ctx.db, account)?;
     tokens::drop_one_time_tokens(ctx.db, account)?;
-    tokens::start_session(ctx.db, ctx.kv, account, now.as_second())
+    tokens::start_session(
+        ctx.db,
+        ctx.kv,
+        account,
+        now.as_second(),
+        ctx.settings.session_limits(),
+    )
 }
 
 /// A successful sign-in: when it happened, and the hash with today's parameters if the

@@ -198,6 +198,16 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX clients_by_key ON clients (last_key, first_key, id)",
         "CREATE INDEX clients_by_first_key ON clients (first_key, last_key, id)",
     ],
+    &[
+        // Every session started, by the hash its key-value key carries (never the token), so
+        // that sessions nobody signed out of are swept from key-value once past their absolute
+        // lifetime (`tokens::start_session`).
+        "CREATE TABLE session_index (
+        token_hash TEXT PRIMARY KEY,
+        started_at INTEGER NOT NULL
+    ) WITHOUT ROWID",
+        "CREATE INDEX session_index_by_start ON session_index (started_at)",
+    ],
 ];
 
 /// Work that SQL cannot do, on the rows a migration changed.

@@ -40,7 +40,11 @@ pub struct SessionLimits {
 }
 
 fn session_key(token: &str) -> String {
-    format!("caseport/session/{}", token_hash(token))
+    session_key_of_hash(&token_hash(token))
+}
+
+fn session_key_of_hash(hash: &str) -> String {
+    format!("caseport/session/{hash}")
 }
 
 /// The account's current session epoch; sessions of an older epoch are revoked.
@@ -54,13 +58,21 @@ fn current_epoch(db: &dyn Db, account: Account) -> Result<Option<i64>, StorageEr
         .and_then(|r| r.int(0)))
 }
 
-/// Starts a session for `account`; the token goes to the client's cookie only.
+/// How many sessions past their absolute lifetime one new session sweeps from key-value.
+const SWEEP: i64 = 50;
+
+/// Starts a session for `account`; the token goes to the client's cookie only. The session is
+/// also listed in `session_index` (by its key's hash, never the token) so that, abandoned, it
+/// is deleted from key-value once its absolute lifetime has passed: each new session sweeps up
+/// to [`SWEEP`] such, so the store holds no more sessions than can still be valid, plus a few.
 pub fn start_session(
     db: &dyn Db,
     kv: &dyn Kv,
     account: Account,
     now: i64,
+    limits: SessionLimits,
 ) -> Result<Token, StorageError> {
+    sweep_sessions(db, kv, now - limits.absolute)?;
     let epoch = current_epoch(db, account)?.unwrap_or(0);
     let token = new_token()?;
     let stored = StoredSession {
@@ -72,7 +84,30 @@ pub fn start_session(
     };
     let bytes = serde_json::to_vec(&stored).map_err(|e| StorageError::new(e.to_string()))?;
     kv.set(&session_key(token.expose()), &bytes)?;
+    db.execute(
+        "INSERT INTO session_index (token_hash, started_at) VALUES (?, ?)",
+        &[token_hash(token.expose()).into(), now.into()],
+    )?;
     Ok(token)
+}
+
+/// Deletes up to [`SWEEP`] sessions started before `before` from key-value, with their index
+/// rows. Deleting one that already ended (signed out, expired and seen) changes nothing.
+fn sweep_sessions(db: &dyn Db, kv: &dyn Kv, before: i64) -> Result<(), StorageError> {
+    let stale = db.execute(
+        &format!(
+            "DELETE FROM session_index WHERE token_hash IN
+             (SELECT token_hash FROM session_index WHERE started_at < ? ORDER BY started_at LIMIT {SWEEP})
+             RETURNING token_hash"
+        ),
+        &[before.into()],
+    )?;
+    for row in stale.iter() {
+        if let Some(hash) = row.text(0) {
+            kv.delete(&session_key_of_hash(hash))?;
+        }
+    }
+    Ok(())
 }
 
 /// The account a session token belongs to, if the session is still valid; refreshes its
@@ -110,8 +145,13 @@ pub fn authenticate(
 }
 
 /// Ends one session.
-pub fn end_session(kv: &dyn Kv, token: &str) -> Result<(), StorageError> {
-    kv.delete(&session_key(token))
+pub fn end_session(db: &dyn Db, kv: &dyn Kv, token: &str) -> Result<(), StorageError> {
+    kv.delete(&session_key(token))?;
+    db.execute(
+        "DELETE FROM session_index WHERE token_hash = ?",
+        &[token_hash(token).into()],
+    )?;
+    Ok(())
 }
 
 /// Revokes every session of the account (the next check of each fails).
@@ -210,4 +250,56 @@ pub fn drop_one_time_tokens(db: &dyn Db, account: Account) -> Result<(), Storage
         &[account.kind.as_str().into(), account.id.into()],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AccountKind;
+    use crate::native::{NativeDb, NativeKv};
+
+    struct World {
+        db: NativeDb,
+        kv: NativeKv,
+    }
+
+    #[test]
+    fn abandoned_sessions_leave_key_value_once_past_their_lifetime() {
+        let w = World {
+            db: NativeDb::in_memory().unwrap(),
+            kv: NativeKv::in_memory().unwrap(),
+        };
+        crate::schema::migrate(&w.db).unwrap();
+        let casey = Account {
+            kind: AccountKind::Staff,
+            id: 2,
+        };
+        let limits = SessionLimits {
+            idle: 60,
+            absolute: 1000,
+        };
+        let stored = |t: &Token| w.kv.get(&session_key(t.expose())).unwrap().is_some();
+        let old: Vec<Token> = (0..SWEEP + 5)
+            .map(|_| start_session(&w.db, &w.kv, casey, 0, limits).unwrap())
+            .collect();
+        let signed_out = start_session(&w.db, &w.kv, casey, 10, limits).unwrap();
+        end_session(&w.db, &w.kv, signed_out.expose()).unwrap();
+        assert!(old.iter().all(stored));
+        // Still within the lifetime: nothing is swept.
+        let recent = start_session(&w.db, &w.kv, casey, 900, limits).unwrap();
+        assert!(old.iter().all(stored));
+        // Past it: each new session sweeps a bounded number, oldest first.
+        start_session(&w.db, &w.kv, casey, 1500, limits).unwrap();
+        let left = old.iter().filter(|t| stored(t)).count();
+        assert_eq!(left, 5);
+        let new = start_session(&w.db, &w.kv, casey, 1501, limits).unwrap();
+        assert!(old.iter().all(|t| !stored(t)));
+        assert!(stored(&recent) && stored(&new));
+        let indexed =
+            w.db.execute("SELECT count(*) FROM session_index", &[])
+                .unwrap()
+                .first()
+                .and_then(|r| r.int(0));
+        assert_eq!(indexed, Some(3), "recent, the one at 1500 and new");
+    }
 }
