@@ -2,7 +2,7 @@
 // chooses a new password from an emailed link (the portal's and the staff console's).
 
 import { api } from "/js/api.js";
-import { h, field, busy, clearErrors, showError, page } from "/js/dom.js";
+import { h, field, busy, clearErrors, showError, page, replace } from "/js/dom.js";
 
 /**
  * The "Forgot your password?" page of a realm (`portal` or `staff`): an address, then the same
@@ -90,6 +90,48 @@ export function passwordRules(minLength, temporary, whose = {}, names = {}) {
   });
   update();
   return { parts: [pass.wrap, again.wrap, hint], pass, again };
+}
+
+/**
+ * A signed-in person (a client in the portal, a staff member in the console) changes their own
+ * password: the current one, then the new one twice. Their other sessions end.
+ */
+export function changeOwnPassword() {
+  const section = h("section", { class: "card", "aria-labelledby": "change-title" });
+  const current = field("Current password", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
+  const build = (minLength) => {
+    const rules = passwordRules(minLength, undefined, { own: true });
+    const button = h("button", { type: "submit" }, "Change my password");
+    const form = h("form", { novalidate: true }, current.wrap, ...rules.parts, button);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      if (!current.input.value) return showError(form, { field: "current_password", message: "Enter your current password." });
+      if (rules.pass.input.value !== rules.again.input.value) {
+        return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
+      }
+      try {
+        await busy(button, () => api("POST", "/api/auth/change-password",
+          { current_password: current.input.value, new_password: rules.pass.input.value }));
+      } catch (error) {
+        if (error.code === "invalid_credentials") {
+          // The server's words are about signing in; keep only its warning of a lock, if any.
+          const warning = (error.message.match(/If the next password is wrong too.*$/) || [""])[0];
+          return showError(form, { field: "current_password", message: `The current password is not right. ${warning}`.trim() });
+        }
+        return showError(form, error);
+      }
+      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" },
+        "Your new password is saved. Use it the next time you sign in; you were signed out everywhere else.");
+      form.replaceWith(done);
+      done.focus();
+      return undefined;
+    });
+    replace(section, h("h2", { id: "change-title" }, "Change your password"), form);
+  };
+  replace(section, h("h2", { id: "change-title" }, "Change your password"), h("p", { class: "loading" }, "Loading…"));
+  api("GET", "/api/auth/password-rules").then((r) => build(r.min_length)).catch(() => build(15));
+  return section;
 }
 
 /**

@@ -2,7 +2,7 @@
 // choosing a new password from the emailed link, and the client's own home page.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, forgotPage, passwordRules, resetFromLink } from "/js/password.js";
+import { changeOwnPassword, forcedChangeForm, forgotPage, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, usDate, page,
 } from "/js/dom.js";
@@ -96,45 +96,9 @@ function home(me) {
         row("Phone", p.phone),
         row("Username", p.username)),
       h("p", { class: "hint" }, "If something here is wrong, tell your case manager.")),
-    changePassword());
+    changeOwnPassword());
 }
 
-/** The client changes their own password: the current one, then the new one twice. */
-function changePassword() {
-  const section = h("section", { class: "card", "aria-labelledby": "change-title" });
-  const current = field("Current password", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
-  const build = (minLength) => {
-    const rules = passwordRules(minLength, undefined, { own: true });
-    const button = h("button", { type: "submit" }, "Change my password");
-    const form = h("form", { novalidate: true }, current.wrap, ...rules.parts, button);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      if (!current.input.value) return showError(form, { field: "current_password", message: "Enter your current password." });
-      if (rules.pass.input.value !== rules.again.input.value) {
-        return showError(form, { field: "new_password_again", message: "The two entries are not the same." });
-      }
-      try {
-        await busy(button, () => api("POST", "/api/auth/change-password",
-          { current_password: current.input.value, new_password: rules.pass.input.value }));
-      } catch (error) {
-        if (error.code === "invalid_credentials") {
-          return showError(form, { field: "current_password", message: "The current password is not right." });
-        }
-        return showError(form, error);
-      }
-      const done = h("div", { class: "alert alert-ok", role: "status", tabindex: "-1" },
-        "Your new password is saved. Use it the next time you sign in; you were signed out everywhere else.");
-      form.replaceWith(done);
-      done.focus();
-      return undefined;
-    });
-    replace(section, h("h2", { id: "change-title" }, "Change your password"), form);
-  };
-  replace(section, h("h2", { id: "change-title" }, "Change your password"), h("p", { class: "loading" }, "Loading…"));
-  api("GET", "/api/auth/password-rules").then((r) => build(r.min_length)).catch(() => build(15));
-  return section;
-}
 
 async function signOut() {
   try { await api("POST", "/api/auth/logout"); } catch { /* signed out either way */ }

@@ -2,7 +2,7 @@
 // staff management for administrators. Views are chosen by the URL's hash.
 
 import { api } from "/js/api.js";
-import { forcedChangeForm, forgotPage, passwordRules, resetFromLink } from "/js/password.js";
+import { changeOwnPassword, forcedChangeForm, forgotPage, passwordRules, resetFromLink } from "/js/password.js";
 import {
   h, replace, announce, busy, field, showError, clearErrors, errorBox, usDate, when, newKey, page,
   minutesAndSeconds,
@@ -96,6 +96,7 @@ function route() {
   const match = location.hash.match(/^#\/client\/(\d+)$/);
   if (match) return clientInformation(Number(match[1]));
   if (location.hash === "#/staff" && me.role === "admin") return staffPage();
+  if (location.hash === "#/password") return page("Your password", changeOwnPassword());
   listFromUrl();
   return caseload();
 }
@@ -134,6 +135,7 @@ function renderNav() {
     h("a", { href: "#/caseload" }, me.role === "admin" ? "Clients" : "My Caseload"),
     me.role === "admin" ? h("a", { href: "#/staff" }, "Staff") : null,
     h("span", { class: "who" }, me.display_name),
+    h("a", { href: "#/password" }, "Change password"),
     h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
 }
 

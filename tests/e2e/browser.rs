@@ -1275,3 +1275,32 @@ fn search_finds_names_typed_in_any_order_and_without_accents_and_sorts_them_as_r
     b.screenshot("search-without-accents");
     b.assert_clean_console();
 }
+
+#[test]
+fn a_staff_member_changes_her_own_password_from_the_console() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(&app, &b, CASEY);
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b.click_text("nav a", "Change password");
+    b.wait_text("Change your password");
+    b.fill("input[name=current_password]", "not her password at all");
+    b.fill("input[name=new_password]", "lantern orchard quietly humming");
+    b.fill("input[name=new_password_again]", "lantern orchard quietly humming");
+    b.click_text("button", "Change my password");
+    b.wait_text("The current password is not right.");
+    b.fill("input[name=current_password]", CASEY.1);
+    b.click_text("button", "Change my password");
+    b.wait_text("Your new password is saved.");
+    b.screenshot("staff-own-password");
+    let login = |password: &str| {
+        app.post(
+            "/api/auth/login",
+            &json!({ "realm": "staff", "username": CASEY.0, "password": password }),
+        )
+        .status
+    };
+    assert_eq!(login(CASEY.1), 401, "the old password still works");
+    assert_eq!(login("lantern orchard quietly humming"), 200);
+    b.assert_clean_console();
+}
