@@ -550,6 +550,22 @@ mod tests {
         }
     }
 
+    /// The demo's administrator and Casey, a case manager.
+    fn admin_and_casey(w: &World) -> (Account, Account) {
+        (
+            staff(w, "admin@example.org"),
+            staff(w, "casey.manager@example.org"),
+        )
+    }
+
+    /// How many audit entries have one of `actions` (a SQL list of strings).
+    fn audited(w: &World, actions: &str) -> i64 {
+        id(
+            w,
+            &format!("SELECT count(*) FROM audit_log WHERE action IN ({actions})"),
+        )
+    }
+
     fn sign_in(w: &World, username: &str, password: &str) -> Result<SignIn, ApiError> {
         login(
             &w.ctx(),
@@ -572,8 +588,7 @@ mod tests {
     fn a_disabled_staff_member_is_signed_out_at_once_and_cannot_sign_in() {
         let w = World::new();
         let ctx = w.ctx();
-        let admin = staff(&w, "admin@example.org");
-        let casey = staff(&w, "casey.manager@example.org");
+        let (admin, casey) = admin_and_casey(&w);
         let Ok(SignIn::Session { token, .. }) =
             sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
         else {
@@ -597,19 +612,14 @@ mod tests {
         );
         set_status(&ctx, admin, Role::Admin, casey.id, &change("active")).unwrap();
         assert!(sign_in(&w, "casey.manager@example.org", "caseport-demo-manager").is_ok());
-        let audited = id(
-            &w,
-            "SELECT count(*) FROM audit_log WHERE action IN ('staff_disabled', 'staff_enabled')",
-        );
-        assert_eq!(audited, 2);
+        assert_eq!(audited(&w, "'staff_disabled', 'staff_enabled'"), 2);
     }
 
     #[test]
     fn only_administrators_disable_and_never_themselves_or_the_last_one() {
         let w = World::new();
         let ctx = w.ctx();
-        let admin = staff(&w, "admin@example.org");
-        let casey = staff(&w, "casey.manager@example.org");
+        let (admin, casey) = admin_and_casey(&w);
         let refused = set_status(
             &ctx,
             casey,
@@ -637,8 +647,7 @@ mod tests {
     fn a_locked_staff_member_is_shown_locked_and_an_administrator_unlocks_them() {
         let w = World::new();
         let ctx = w.ctx();
-        let admin = staff(&w, "admin@example.org");
-        let casey = staff(&w, "casey.manager@example.org");
+        let (admin, casey) = admin_and_casey(&w);
         let casey_view = |w: &World| {
             list(&w.ctx(), Role::Admin)
                 .unwrap()
@@ -668,21 +677,14 @@ mod tests {
         );
         assert!(casey_view(&w).locked_until.is_none());
         assert!(sign_in(&w, "casey.manager@example.org", "caseport-demo-manager").is_ok());
-        assert_eq!(
-            id(
-                &w,
-                "SELECT count(*) FROM audit_log WHERE action = 'staff_unlocked'"
-            ),
-            1
-        );
+        assert_eq!(audited(&w, "'staff_unlocked'"), 1);
     }
 
     #[test]
     fn a_reset_staff_password_replaces_the_old_one_and_must_be_changed() {
         let w = World::new();
         let ctx = w.ctx();
-        let admin = staff(&w, "admin@example.org");
-        let casey = staff(&w, "casey.manager@example.org");
+        let (admin, casey) = admin_and_casey(&w);
         let Ok(SignIn::Session { token, .. }) =
             sign_in(&w, "casey.manager@example.org", "caseport-demo-manager")
         else {
@@ -725,11 +727,7 @@ mod tests {
                 .code,
             "forbidden"
         );
-        let audited = id(
-            &w,
-            "SELECT count(*) FROM audit_log WHERE action = 'staff_password_reset'",
-        );
-        assert_eq!(audited, 1);
+        assert_eq!(audited(&w, "'staff_password_reset'"), 1);
     }
 
     #[test]
@@ -766,8 +764,7 @@ mod tests {
     fn an_unassigned_client_leaves_the_caseload() {
         let w = World::new();
         let ctx = w.ctx();
-        let admin = staff(&w, "admin@example.org");
-        let casey = staff(&w, "casey.manager@example.org");
+        let (admin, casey) = admin_and_casey(&w);
         let jane = id(&w, "SELECT id FROM clients WHERE first_name = 'Jane'");
         assert!(crate::clients::may_see(&w.db, casey, Role::CaseManager, jane).unwrap());
         unassign(&ctx, admin, Role::Admin, jane, casey.id).unwrap();
@@ -778,12 +775,6 @@ mod tests {
                 .code,
             "not_found"
         );
-        assert_eq!(
-            id(
-                &w,
-                "SELECT count(*) FROM audit_log WHERE action = 'client_unassigned'"
-            ),
-            1
-        );
+        assert_eq!(audited(&w, "'client_unassigned'"), 1);
     }
 }

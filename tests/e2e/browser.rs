@@ -57,6 +57,13 @@ fn first_mail(app: &Server) -> Vec<Value> {
     mail
 }
 
+/// Casey adds a client through the API (`body` is Add Client's); answers the new client.
+fn casey_adds(app: &Server, body: &Value) -> Value {
+    let added = Staff::sign_in(app, CASEY).send("POST", "/api/clients", body);
+    assert_eq!(added.status, 201, "{}", added.body);
+    added.json()["client"].clone()
+}
+
 /// Signs `who` in on the staff sign-in page.
 fn staff_sign_in(app: &Server, b: &Browser, who: (&str, &str)) {
     b.goto(&app.url("/staff/"));
@@ -516,14 +523,11 @@ fn a_reset_link_is_checked_when_its_page_opens_and_survives_a_reload() {
 #[test]
 fn reset_and_send_new_is_off_and_says_why_for_a_client_without_an_email() {
     let app = demo();
-    let casey = Staff::sign_in(&app, CASEY);
-    let added = casey.send(
-        "POST",
-        "/api/clients",
+    let added = casey_adds(
+        &app,
         &json!({ "first_name": "Nora", "last_name": "Noemail", "dob": "2014-03-02" }),
     );
-    assert_eq!(added.status, 201, "{}", added.body);
-    let id = added.json()["client"]["id"].as_i64().unwrap();
+    let id = added["id"].as_i64().unwrap();
     let b = Browser::start(1280, 900).unwrap();
     staff_sign_in(&app, &b, CASEY);
     b.wait_text("Showing 1 to");
@@ -807,14 +811,11 @@ fn a_phone_sized_window_keeps_the_caseload_and_the_reset_usable() {
 #[test]
 fn user_data_is_text_every_field_is_labelled_and_contrast_is_enough() {
     let app = demo();
-    let casey = Staff::sign_in(&app, CASEY);
     let sneaky = "<img src=x onerror=alert(1)>";
-    let added = casey.send(
-        "POST",
-        "/api/clients",
+    casey_adds(
+        &app,
         &json!({ "first_name": sneaky, "last_name": "Zz<b>Bold</b>", "dob": "2012-06-01", "email": "parent@example.com" }),
     );
-    assert_eq!(added.status, 201, "{}", added.body);
     let b = Browser::start(1280, 900).unwrap();
 
     // The console check itself works: an error and a CSP violation are both reported.
@@ -1123,10 +1124,8 @@ fn on_a_phone_rows_are_cards_and_reset_and_send_new_is_in_view() {
 #[test]
 fn a_long_name_at_1280_keeps_the_actions_column_on_screen() {
     let app = demo();
-    let casey = Staff::sign_in(&app, CASEY);
-    let added = casey.send(
-        "POST",
-        "/api/clients",
+    casey_adds(
+        &app,
         &json!({
             "first_name": "Maximiliana Alexandrina Josephina",
             "last_name": "Wolfeschlegelsteinhausenbergerdorff-Featherstonehaugh-Cholmondeley",
@@ -1134,7 +1133,6 @@ fn a_long_name_at_1280_keeps_the_actions_column_on_screen() {
             "email": "max.family@example.com"
         }),
     );
-    assert_eq!(added.status, 201, "{}", added.body);
     let b = Browser::start(1280, 900).unwrap();
     b.resize(1280, 900);
     staff_sign_in(&app, &b, CASEY);
@@ -1232,13 +1230,10 @@ fn the_shown_once_dialog_keeps_the_username_whole_and_asks_before_escape_closes_
 #[test]
 fn search_finds_names_typed_in_any_order_and_without_accents_and_sorts_them_as_read() {
     let app = demo();
-    let casey = Staff::sign_in(&app, CASEY);
-    let added = casey.send(
-        "POST",
-        "/api/clients",
+    casey_adds(
+        &app,
         &json!({ "first_name": "Zoë", "last_name": "Émoji-Test", "dob": "2014-07-08" }),
     );
-    assert_eq!(added.status, 201, "{}", added.body);
     let b = Browser::start(1280, 900).unwrap();
     staff_sign_in(&app, &b, CASEY);
     b.wait_text("Showing 1 to 7 of 7 rows");
@@ -1285,8 +1280,14 @@ fn a_staff_member_changes_her_own_password_from_the_console() {
     b.click_text("nav a", "Change password");
     b.wait_text("Change your password");
     b.fill("input[name=current_password]", "not her password at all");
-    b.fill("input[name=new_password]", "lantern orchard quietly humming");
-    b.fill("input[name=new_password_again]", "lantern orchard quietly humming");
+    b.fill(
+        "input[name=new_password]",
+        "lantern orchard quietly humming",
+    );
+    b.fill(
+        "input[name=new_password_again]",
+        "lantern orchard quietly humming",
+    );
     b.click_text("button", "Change my password");
     b.wait_text("The current password is not right.");
     b.fill("input[name=current_password]", CASEY.1);

@@ -394,7 +394,9 @@ pub fn json_with<T: Serialize>(status: u16, value: &T, headers: &[(&str, String)
         Ok(body) => {
             let mut b = builder(status);
             b.header("content-type", "application/json; charset=utf-8")
-                .header("cache-control", "no-store");
+                .header("cache-control", "no-store")
+                // A known length: one write, not chunks.
+                .header("content-length", body.len().to_string());
             for (k, v) in headers {
                 b.header(*k, v.as_str());
             }

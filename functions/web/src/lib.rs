@@ -76,7 +76,11 @@ fn handle(req: Request) -> Response {
             if head {
                 b.build()
             } else {
-                b.body(asset.body.to_vec()).build()
+                // With its length known, the host sends the page in one write instead of
+                // chunks (HEAD has none: the host would wait for the body it announces).
+                b.header("content-length", asset.body.len().to_string())
+                    .body(asset.body.to_vec())
+                    .build()
             }
         }
         Lookup::AddSlash => caseport_edge::builder(308)
