@@ -21,7 +21,7 @@ const SORT_CHOICES = [
   ["date_assigned asc", "Date Assigned, earliest first"], ["date_assigned desc", "Date Assigned, latest first"],
 ];
 /** The caseload's search, sort, page and selected client; kept in the address (`listToUrl`). */
-const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25, client: null };
+const list = { scope: "mine", q: "", sort: "name", dir: "asc", offset: 0, limit: 25, client: null, read: false, owner: null };
 const SORTS = [
   ["name", "Name"], ["dob", "DOB"], ["age", "Age"],
   ["role", "Case Management Role"], ["date_assigned", "Date Assigned"],
@@ -66,6 +66,12 @@ async function start() {
     signIn();
     return;
   }
+  // Another person signing in on this page starts from their own defaults.
+  if (list.owner !== me.id) {
+    list.read = false;
+    list.owner = me.id;
+    selected = null;
+  }
   if (me.role === "admin") {
     try {
       passwordMin = (await api("GET", "/api/auth/password-rules")).min_length;
@@ -108,6 +114,9 @@ function route() {
  * client: their own caseload is usually empty.
  */
 function listFromUrl() {
+  // A bare `#/caseload` (the menu, "Select Different Client") comes back to the list as it was.
+  if (list.read && !location.hash.includes("?")) return;
+  list.read = true;
   const p = new URLSearchParams(location.hash.split("?")[1] || "");
   const scope = p.get("scope");
   list.scope = scope === "all" || scope === "mine" ? scope : (me.role === "admin" ? "all" : "mine");

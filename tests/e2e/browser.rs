@@ -1189,6 +1189,16 @@ fn the_caseload_keeps_its_sort_page_and_client_across_a_reload_and_sorting_keeps
         &[],
     );
     assert_eq!(kept, json!("ascending"));
+    // To Client Information and back by its link: the list is as it was.
+    b.click_text(".strip a", "Client Information");
+    b.wait_text("Client details");
+    b.click_text("a", "Select Different Client");
+    b.wait_text("Selected Client: Doe, Jane");
+    let back = b.execute(
+        "return document.querySelector('button.sort[data-sort=dob]').closest('th').getAttribute('aria-sort')",
+        &[],
+    );
+    assert_eq!(back, json!("ascending"));
     b.assert_clean_console();
 }
 
