@@ -1007,12 +1007,31 @@ mod tests {
             ..plain(mine)
         });
         assert_eq!(forged.unwrap_err().code, "invalid_reset_token");
+        let forged = check(PasswordCheckRequest {
+            change_token: Some("forged".into()),
+            ..plain(mine)
+        });
+        assert_eq!(forged.unwrap_err().code, "invalid_change_token");
         // An administrator's check for a client needs an administrator's session.
         let unsigned = check(PasswordCheckRequest {
             client_id: Some(1),
             ..plain(mine)
         });
         assert_eq!(unsigned.unwrap_err().code, "not_signed_in");
+        let Ok(SignIn::Session { token, .. }) =
+            casey_from(&ctx, "caseport-demo-manager", "10.0.0.7")
+        else {
+            panic!("Casey signs in");
+        };
+        let case_manager = check_password(
+            &ctx,
+            &PasswordCheckRequest {
+                client_id: Some(1),
+                ..plain(mine)
+            },
+            Some(token.expose()),
+        );
+        assert_eq!(case_manager.unwrap_err().code, "not_found");
     }
 
     #[test]
