@@ -208,7 +208,8 @@ pub fn create_staff(
 
 /// A staff member's password is replaced by a temporary one (`phc`, until `temp_expires_at`)
 /// that they must change at their next sign-in: their sessions and unused links end, and any
-/// lockout is lifted.
+/// lockout is lifted. Refused (a storage error: it cannot happen through the API) for a staff
+/// member with no credential, whose temporary password would otherwise not work.
 pub fn reissue_staff_temporary(
     ctx: &Ctx<'_>,
     staff_id: i64,
@@ -220,7 +221,9 @@ pub fn reissue_staff_temporary(
         id: staff_id,
     };
     let Some(username) = self::username(ctx.db, account)? else {
-        return Ok(());
+        return Err(StorageError::new(format!(
+            "staff:{staff_id} has no credential to reissue"
+        )));
     };
     ctx.db.execute(
         "UPDATE credentials SET phc = ?, must_change = 1, temp_expires_at = ?, changed_at = ?
