@@ -217,26 +217,46 @@ type Backfill = fn(&dyn Db) -> Result<(), StorageError>;
 /// transaction.
 const BACKFILLS: &[(i64, Backfill)] = &[(5, fill_name_keys)];
 
-/// Writes the name keys of every client (migration 5).
+/// Rows one backfill statement writes: a few statements for a large clinic, so that a remote
+/// database (one round trip a statement) migrates within a request's time.
+const FILL_ROWS: usize = 400;
+
+/// Writes the name keys of every client (migration 5), [`FILL_ROWS`] rows a statement.
 fn fill_name_keys(db: &dyn Db) -> Result<(), StorageError> {
     let rows = db.execute(
         "SELECT id, first_name, middle_name, last_name FROM clients",
         &[],
     )?;
-    for r in rows.iter() {
-        let keys = crate::names::Keys::of(
-            r.text(1).unwrap_or_default(),
-            r.text(2).unwrap_or_default(),
-            r.text(3).unwrap_or_default(),
-        );
+    let keyed: Vec<(i64, crate::names::Keys)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.int(0).unwrap_or_default(),
+                crate::names::Keys::of(
+                    r.text(1).unwrap_or_default(),
+                    r.text(2).unwrap_or_default(),
+                    r.text(3).unwrap_or_default(),
+                ),
+            )
+        })
+        .collect();
+    for chunk in keyed.chunks(FILL_ROWS) {
+        let mut params = Vec::with_capacity(chunk.len() * 4);
+        for (id, keys) in chunk {
+            params.extend([
+                (*id).into(),
+                keys.last.as_str().into(),
+                keys.first.as_str().into(),
+                keys.words.as_str().into(),
+            ]);
+        }
         db.execute(
-            "UPDATE clients SET last_key = ?, first_key = ?, name_words = ? WHERE id = ?",
-            &[
-                keys.last.into(),
-                keys.first.into(),
-                keys.words.into(),
-                r.int(0).unwrap_or_default().into(),
-            ],
+            &format!(
+                "UPDATE clients SET last_key = v.column2, first_key = v.column3, name_words = v.column4
+                 FROM (VALUES {}) AS v WHERE clients.id = v.column1",
+                vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
         )?;
     }
     Ok(())
@@ -480,7 +500,26 @@ mod tests {
         })
         .unwrap();
         db.execute("INSERT INTO clients (id, first_name, middle_name, last_name, dob, created_at) VALUES (1, 'Zoë', 'Anne', 'Émoji-Test', '2013-02-19', 't')", &[]).unwrap();
+        // More than one backfill statement's worth.
+        for id in 2..=(2 * FILL_ROWS as i64 + 3) {
+            db.execute(
+                "INSERT INTO clients (id, first_name, last_name, dob, created_at) VALUES (?, ?, 'Doe', '2013-02-19', 't')",
+                &[id.into(), format!("Kid{id}").into()],
+            )
+            .unwrap();
+        }
         migrate(&db).unwrap();
+        let unkeyed = db
+            .execute(
+                "SELECT count(*) FROM clients WHERE last_key = '' OR first_key != lower(first_name)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            unkeyed.first().and_then(|r| r.int(0)),
+            Some(1),
+            "only Zoë's first key differs from lower()"
+        );
         let rows = db
             .execute(
                 "SELECT last_key, first_key, name_words FROM clients WHERE id = 1",
