@@ -360,6 +360,14 @@ fn scenario_one_by_keyboard_alone() {
 }
 
 /// Signs Casey in and opens Jane Doe's Client Information.
+/// A 1280-pixel browser where Casey has signed in and sees her six clients.
+fn casey_on_her_caseload(app: &Server) -> Browser {
+    let b = Browser::start(1280, 900).unwrap();
+    staff_sign_in(app, &b, CASEY);
+    b.wait_text("Showing 1 to 6 of 6 rows");
+    b
+}
+
 fn casey_opens_jane(app: &Server, b: &Browser) {
     staff_sign_in(app, b, CASEY);
     b.wait_text("Showing 1 to 6 of 6 rows");
@@ -545,9 +553,7 @@ fn reset_and_send_new_is_off_and_says_why_for_a_client_without_an_email() {
 #[test]
 fn add_client_shows_every_problem_beside_its_field_and_asks_before_a_duplicate() {
     let app = demo();
-    let b = Browser::start(1280, 900).unwrap();
-    staff_sign_in(&app, &b, CASEY);
-    b.wait_text("Showing 1 to 6 of 6 rows");
+    let b = casey_on_her_caseload(&app);
     b.click_text("button", "Add Client");
     b.find("form[aria-label='Add Client'] input[name=first_name]");
     let marked = b.execute(
@@ -1155,9 +1161,7 @@ fn a_long_name_at_1280_keeps_the_actions_column_on_screen() {
 #[test]
 fn the_caseload_keeps_its_sort_page_and_client_across_a_reload_and_sorting_keeps_the_focus() {
     let app = demo();
-    let b = Browser::start(1280, 900).unwrap();
-    staff_sign_in(&app, &b, CASEY);
-    b.wait_text("Showing 1 to 6 of 6 rows");
+    let b = casey_on_her_caseload(&app);
     // Sorting by keyboard: the focus stays on the column's sort button.
     b.find("button.sort[data-sort=dob]");
     b.execute(
@@ -1284,9 +1288,7 @@ fn search_finds_names_typed_in_any_order_and_without_accents_and_sorts_them_as_r
 #[test]
 fn a_staff_member_changes_her_own_password_from_the_console() {
     let app = demo();
-    let b = Browser::start(1280, 900).unwrap();
-    staff_sign_in(&app, &b, CASEY);
-    b.wait_text("Showing 1 to 6 of 6 rows");
+    let b = casey_on_her_caseload(&app);
     b.click_text("nav a", "Change password");
     b.wait_text("Change your password");
     b.fill("input[name=current_password]", "not her password at all");
