@@ -235,9 +235,23 @@ pub fn reissue_staff_temporary(
             staff_id.into(),
         ],
     )?;
-    tokens::revoke_all_sessions(ctx.db, account)?;
-    tokens::drop_one_time_tokens(ctx.db, account)?;
-    throttle::clear_account(ctx.db, &lockout_key(AccountKind::Staff, &username))
+    end_access(ctx.db, account, &username)
+}
+
+/// What a password set by someone else ends: the account's sessions and unused links, and the
+/// lockout of its sign-in name `username` (from every network).
+fn end_access(db: &dyn Db, account: Account, username: &str) -> Result<(), StorageError> {
+    tokens::revoke_all_sessions(db, account)?;
+    tokens::drop_one_time_tokens(db, account)?;
+    throttle::clear_account(db, &lockout_key(account.kind, username))
+}
+
+/// Lifts the lockout of the account's sign-in name, from every network; its password stays.
+pub fn unlock(db: &dyn Db, account: Account) -> Result<(), StorageError> {
+    match self::username(db, account)? {
+        Some(username) => throttle::clear_account(db, &lockout_key(account.kind, &username)),
+        None => Ok(()),
+    }
 }
 
 /// Makes `phc` the client's portal credential under `username` (creating the account if it
@@ -269,9 +283,7 @@ pub fn install_portal(
                  WHERE owner_kind = 'client' AND owner_id = ?",
                 &params,
             )?;
-            tokens::revoke_all_sessions(ctx.db, account)?;
-            tokens::drop_one_time_tokens(ctx.db, account)?;
-            throttle::clear_account(ctx.db, &lockout_key(AccountKind::Client, &old))?;
+            end_access(ctx.db, account, &old)?;
         }
         None => {
             ctx.db.execute(

@@ -91,6 +91,14 @@ pub fn temporary() -> Result<Password, StorageError> {
     Ok(Password::new(out))
 }
 
+/// A new temporary password and its hash, taken of its canonical form (so that it matches
+/// however it is typed).
+pub fn new_temporary() -> Result<(Password, String), StorageError> {
+    let temporary = temporary()?;
+    let phc = hash(&temporary_canonical(temporary.expose()))?;
+    Ok((temporary, phc))
+}
+
 /// The form a temporary password is hashed and checked in: its letters and digits,
 /// uppercased, so a typed `abc234 def567 ghj89k` still matches.
 pub fn temporary_canonical(typed: &str) -> String {

@@ -230,8 +230,7 @@ pub fn reset(
         }
         (Delivery::Email, Some(mail)) => Some((email_to_use(&client)?, mail)),
     };
-    let temporary = passwords::temporary()?;
-    let phc = passwords::hash(&passwords::temporary_canonical(temporary.expose()))?;
+    let (temporary, phc) = passwords::new_temporary()?;
     let now = ctx.now();
     let expires_at = ts(now + ctx.settings.temp_password_ttl_hours * 3600);
     let public_id = deliveries::new_public_id()?;

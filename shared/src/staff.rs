@@ -110,8 +110,7 @@ pub struct Added {
 
 /// A new temporary password, its hash and when it stops working.
 fn temporary_password(ctx: &Ctx<'_>) -> Result<(Password, String, jiff::Timestamp), ApiError> {
-    let temp = passwords::temporary()?;
-    let phc = passwords::hash(&passwords::temporary_canonical(temp.expose()))?;
+    let (temp, phc) = passwords::new_temporary()?;
     let expires = ctx
         .clock
         .now()
@@ -398,10 +397,7 @@ pub fn unlock(
     admin_only(role)?;
     let (account, current) = other_active_member(ctx, admin, staff_id, "unlock")?;
     transaction(ctx.db, || {
-        throttle::clear_account(
-            ctx.db,
-            &credentials::lockout_key(AccountKind::Staff, &current.email),
-        )?;
+        credentials::unlock(ctx.db, account)?;
         ctx.audit(
             &admin.label(),
             "staff_unlocked",
