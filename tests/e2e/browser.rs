@@ -448,11 +448,7 @@ fn an_ended_session_keeps_the_unsaved_edit_and_offers_to_save_it() {
     b.screenshot("session-ended-2-kept");
     b.click_text("button", "Save them now");
     // Saved, the details are shown afresh, without the note.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while b.body_text().contains("These changes were not saved yet.") {
-        assert!(std::time::Instant::now() < deadline, "{}", b.body_text());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    b.wait_gone("These changes were not saved yet.");
     let after = Staff::sign_in(&app, CASEY).get(&format!("/api/clients/{jane}"));
     assert_eq!(after.json()["client"]["phone"], json!("555-0142"));
     b.assert_clean_console();
@@ -617,21 +613,13 @@ fn an_administrator_fills_a_caseload_and_disables_a_staff_member_from_the_pages(
     // Jane goes on Robin's caseload, from Client Information.
     b.goto(&app.url(&format!("/staff/#/client/{jane}")));
     b.wait_text("Case managers");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let robin_id = loop {
+    let robin_id = b.wait("Robin in the staff list", || {
         let found = b.execute(
             "const o = [...document.querySelectorAll('select[name=staff_id] option')].find((o) => o.textContent.startsWith('Robin')); return o ? o.value : null;",
             &[],
         );
-        if found.is_string() {
-            break found;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no Robin in the staff list"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+        found.is_string().then_some(found)
+    });
     b.execute(
         "const s = document.querySelector('select[name=staff_id]'); s.value = arguments[0]; \
          document.querySelector('select[name=role]').value = 'support_primary_staff'; return true;",
@@ -653,14 +641,7 @@ fn an_administrator_fills_a_caseload_and_disables_a_staff_member_from_the_pages(
     b.click(&remove);
     b.wait_text("Remove from caseload?");
     b.click_text("dialog button", "Remove");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while b
-        .body_text()
-        .contains("Robin Support — Support Primary Staff")
-    {
-        assert!(std::time::Instant::now() < deadline, "{}", b.body_text());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    b.wait_gone("Robin Support — Support Primary Staff");
     assert_eq!(robin.get(&format!("/api/clients/{jane}")).status, 404);
     // The Staff page disables Robin: the open session ends.
     b.click_text("nav a", "Staff");
@@ -903,24 +884,10 @@ fn user_data_is_text_every_field_is_labelled_and_contrast_is_enough() {
     b.assert_clean_console();
 }
 
-/// Waits until the page no longer says `text`.
-fn wait_gone(b: &Browser, text: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while b.body_text().contains(text) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still says {text:?}:\n{}",
-            b.body_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// The text of the live password hint's item about guessable passwords, once the server's
 /// answer for what was typed has arrived.
 fn guessable_hint(b: &Browser, settled: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    b.wait("the password hint's answer", || {
         let text = b.execute(
             "const items = [...document.querySelectorAll('ul.rules li')]; \
              const item = items.find((li) => !/characters|match|temporary/.test(li.textContent)); \
@@ -928,15 +895,8 @@ fn guessable_hint(b: &Browser, settled: impl Fn(&str) -> bool) -> String {
             &[],
         );
         let text = text.as_str().unwrap_or_default().to_string();
-        if settled(&text) {
-            return text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hint did not settle: {text:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        settled(&text).then_some(text)
+    })
 }
 
 #[test]
@@ -985,7 +945,7 @@ fn an_administrator_sees_a_locked_or_new_staff_member_and_unlocks_or_resets_them
     assert_eq!(fits, json!(true), "the staff table scrolls sideways");
     b.screenshot("staff-1-locked-and-new");
     b.click(&b.find("button[aria-label='Unlock Casey Manager']"));
-    wait_gone(&b, "after too many wrong passwords");
+    b.wait_gone("after too many wrong passwords");
     assert!(
         status_of("Casey Manager")
             .as_str()
@@ -1170,19 +1130,14 @@ fn the_caseload_keeps_its_sort_page_and_client_across_a_reload_and_sorting_keeps
     );
     b.press(keys::ENTER);
     b.wait_text("Showing 1 to 6 of 6 rows");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    b.wait("DOB sorted ascending with the focus on its sort button", || {
         let state = b.execute(
             "const th = document.querySelector('button.sort[data-sort=dob]').closest('th'); \
              return [th.getAttribute('aria-sort'), document.activeElement.dataset.sort || document.activeElement.tagName];",
             &[],
         );
-        if state == json!(["ascending", "dob"]) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{state}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        (state == json!(["ascending", "dob"])).then_some(())
+    });
     b.click_text("button.name", "Doe, Jane");
     b.wait_text("Selected Client: Doe, Jane");
     // A reload keeps the sort and the selected client.
@@ -1237,7 +1192,7 @@ fn the_shown_once_dialog_keeps_the_username_whole_and_asks_before_escape_closes_
     b.click_text("dialog button", "Keep it open");
     b.press(keys::ESCAPE);
     b.click_text("dialog button", "Close without passing it on");
-    wait_gone(&b, "Temporary log-in information");
+    b.wait_gone("Temporary log-in information");
     b.assert_clean_console();
 }
 

@@ -177,7 +177,9 @@ impl Browser {
         .collect()
     }
 
-    fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    /// What `probe` answers once it answers something, trying every 50 ms; past the patience,
+    /// a failure naming `what` with the page's text.
+    pub fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(found) = probe() {
@@ -209,6 +211,13 @@ impl Browser {
     pub fn wait_text(&self, text: &str) {
         self.wait(&format!("the text {text:?}"), || {
             self.body_text().contains(text).then_some(())
+        });
+    }
+
+    /// Waits until the page no longer says `text`.
+    pub fn wait_gone(&self, text: &str) {
+        self.wait(&format!("the text {text:?} to go"), || {
+            (!self.body_text().contains(text)).then_some(())
         });
     }
 
