@@ -38,14 +38,17 @@ fn entry_hash(
 
 /// Appends an entry. Call it inside a write transaction, so the chain cannot fork.
 pub fn append(db: &dyn Db, clock: &dyn Clock, entry: Entry<'_>) -> Result<(), StorageError> {
+    // `seq` numbers every clinic's entries together; the chain links a clinic's own.
     let last = db.execute(
-        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        "SELECT (SELECT max(seq) FROM audit_log),
+                (SELECT hash FROM audit_log WHERE clinic_id = ?1 ORDER BY seq DESC LIMIT 1)",
         &[],
     )?;
-    let (seq, prev) = match last.first() {
-        Some(r) => (r.int(0).unwrap_or(0) + 1, r.string(1)?),
-        None => (1, GENESIS.to_string()),
-    };
+    let row = last.first();
+    let seq = row.and_then(|r| r.int(0)).unwrap_or(0) + 1;
+    let prev = row
+        .and_then(|r| r.text(1).map(str::to_string))
+        .unwrap_or_else(|| GENESIS.to_string());
     let at = clock.now().to_string();
     let detail = entry.detail.to_string();
     let hash = entry_hash(
@@ -58,7 +61,7 @@ pub fn append(db: &dyn Db, clock: &dyn Clock, entry: Entry<'_>) -> Result<(), St
         &detail,
     );
     db.execute(
-        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (clinic_id, seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             seq.into(),
             at.into(),
@@ -83,23 +86,18 @@ pub enum Verdict {
 /// Recomputes every hash and link, oldest first.
 pub fn verify(db: &dyn Db) -> Result<Verdict, StorageError> {
     let rows = db.execute(
-        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log
+         WHERE clinic_id = ?1 ORDER BY seq",
         &[],
     )?;
     let mut prev = GENESIS.to_string();
     let mut count = 0;
-    for (expected_seq, r) in (1..).zip(rows.iter()) {
+    for r in rows.iter() {
         let seq = r.int(0).unwrap_or(-1);
-        if seq != expected_seq {
-            return Ok(Verdict::Broken {
-                seq,
-                why: "an entry is missing",
-            });
-        }
         if r.text(6) != Some(prev.as_str()) {
             return Ok(Verdict::Broken {
                 seq,
-                why: "the link to the previous entry does not match",
+                why: "an entry is missing, or the link to the previous entry does not match",
             });
         }
         let hash = entry_hash(
@@ -144,9 +142,27 @@ pub fn record(
     )
 }
 
+/// [`verify`] for every clinic's chain (`db` unscoped): the first break found, or how many
+/// entries all the chains hold.
+pub fn verify_all(db: &dyn Db) -> Result<Verdict, StorageError> {
+    let clinics = db.execute("SELECT id FROM clinics ORDER BY id", &[])?;
+    let mut entries = 0;
+    for id in clinics.iter().filter_map(|r| r.int(0)) {
+        match verify(&crate::clinics::Scoped::new(
+            db,
+            crate::clinics::ClinicId(id),
+        ))? {
+            Verdict::Intact { entries: n } => entries += n,
+            broken => return Ok(broken),
+        }
+    }
+    Ok(Verdict::Intact { entries })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clinics::{ClinicId, FIRST, Scoped};
     use crate::native::NativeDb;
     use crate::ports::SystemClock;
     use crate::schema::migrate;
@@ -156,7 +172,7 @@ mod tests {
         migrate(&db).unwrap();
         for i in 0..n {
             record(
-                &db,
+                &Scoped::new(&db, FIRST),
                 &SystemClock,
                 "staff:1",
                 "sign_in",
@@ -170,8 +186,14 @@ mod tests {
 
     #[test]
     fn an_untouched_chain_verifies() {
-        assert_eq!(verify(&db_with(5)).unwrap(), Verdict::Intact { entries: 5 });
-        assert_eq!(verify(&db_with(0)).unwrap(), Verdict::Intact { entries: 0 });
+        assert_eq!(
+            verify_all(&db_with(5)).unwrap(),
+            Verdict::Intact { entries: 5 }
+        );
+        assert_eq!(
+            verify_all(&db_with(0)).unwrap(),
+            Verdict::Intact { entries: 0 }
+        );
     }
 
     #[test]
@@ -182,7 +204,7 @@ mod tests {
         db.execute("UPDATE audit_log SET actor = 'staff:2' WHERE seq = 3", &[])
             .unwrap();
         assert_eq!(
-            verify(&db).unwrap(),
+            verify_all(&db).unwrap(),
             Verdict::Broken {
                 seq: 3,
                 why: "the entry was changed after it was written"
@@ -198,8 +220,56 @@ mod tests {
         db.execute("DELETE FROM audit_log WHERE seq = 2", &[])
             .unwrap();
         assert!(matches!(
-            verify(&db).unwrap(),
+            verify_all(&db).unwrap(),
             Verdict::Broken { seq: 3, .. }
         ));
+    }
+
+    #[test]
+    fn each_clinic_has_its_own_chain() {
+        let db = db_with(2);
+        db.execute(
+            "INSERT INTO clinics (id, name, created_at) VALUES (2, 'South', 'now')",
+            &[],
+        )
+        .unwrap();
+        let south = Scoped::new(&db, ClinicId(2));
+        for n in 0..3 {
+            record(
+                &south,
+                &SystemClock,
+                "staff:9",
+                "sign_in",
+                None,
+                serde_json::json!({ "n": n }),
+            )
+            .unwrap();
+            record(
+                &Scoped::new(&db, FIRST),
+                &SystemClock,
+                "staff:1",
+                "sign_in",
+                None,
+                serde_json::json!({}),
+            )
+            .unwrap();
+        }
+        assert_eq!(verify(&south).unwrap(), Verdict::Intact { entries: 3 });
+        assert_eq!(
+            verify(&Scoped::new(&db, FIRST)).unwrap(),
+            Verdict::Intact { entries: 5 }
+        );
+        assert_eq!(verify_all(&db).unwrap(), Verdict::Intact { entries: 8 });
+        // South's first entry starts its own chain.
+        let first = db
+            .execute(
+                "SELECT prev_hash FROM audit_log WHERE clinic_id = 2 ORDER BY seq LIMIT 1",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            first.first().and_then(|r| r.string(0).ok()).as_deref(),
+            Some(GENESIS)
+        );
     }
 }

@@ -119,7 +119,7 @@ pub fn user_view(db: &dyn Db, account: Account) -> Result<Option<UserView>, Stor
     Ok(match account.kind {
         AccountKind::Staff => db
             .execute(
-                "SELECT display_name, role FROM staff WHERE id = ? AND status = 'active'",
+                "SELECT display_name, role FROM staff WHERE clinic_id = ?1 AND id = ? AND status = 'active'",
                 &[account.id.into()],
             )?
             .first()
@@ -133,7 +133,7 @@ pub fn user_view(db: &dyn Db, account: Account) -> Result<Option<UserView>, Stor
             }),
         AccountKind::Client => db
             .execute(
-                "SELECT first_name, last_name FROM clients WHERE id = ?",
+                "SELECT first_name, last_name FROM clients WHERE clinic_id = ?1 AND id = ?",
                 &[account.id.into()],
             )?
             .first()
@@ -539,7 +539,7 @@ pub fn profile(
     let rows = ctx.db.execute(
         "SELECT cl.first_name, cl.middle_name, cl.last_name, cl.dob, cl.email, cl.phone, c.username
          FROM clients cl JOIN credentials c ON c.owner_kind = 'client' AND c.owner_id = cl.id
-         WHERE cl.id = ?",
+         WHERE cl.clinic_id = ?1 AND cl.id = ?",
         &[account.id.into()],
     )?;
     Ok(rows.first().map(|r| {
@@ -652,14 +652,14 @@ pub fn forgot(
         // took, a show-once reset) belongs to whoever has that mailbox now, not to the client.
         Realm::Portal => ctx.db.execute(
             "SELECT c.owner_id, c.username FROM credentials c JOIN clients cl ON cl.id = c.owner_id
-             WHERE c.owner_kind = 'client' AND cl.email = ?1 COLLATE NOCASE
-             ORDER BY c.owner_id LIMIT ?2",
+             WHERE c.clinic_id = ?1 AND c.owner_kind = 'client' AND cl.email = ?2 COLLATE NOCASE
+             ORDER BY c.owner_id LIMIT ?3",
             &[email.as_ref().into(), FORGOT_MAX_ACCOUNTS.into()],
         )?,
         // A staff member's work address, while they may sign in (not a disabled one).
         Realm::Staff => ctx.db.execute(
             "SELECT c.owner_id, c.username FROM credentials c JOIN staff s ON s.id = c.owner_id
-             WHERE c.owner_kind = 'staff' AND s.email = ?1 COLLATE NOCASE AND s.status = 'active'
+             WHERE c.clinic_id = ?1 AND c.owner_kind = 'staff' AND s.email = ?2 COLLATE NOCASE AND s.status = 'active'
              LIMIT 1",
             &[email.as_ref().into()],
         )?,
@@ -681,7 +681,7 @@ pub fn forgot(
     for (account, username) in accounts {
         let token = transaction(ctx.db, || {
             ctx.db.execute(
-                "DELETE FROM one_time_tokens WHERE owner_kind = ? AND owner_id = ? AND purpose = 'reset'",
+                "DELETE FROM one_time_tokens WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ? AND purpose = 'reset'",
                 &[account.kind.as_str().into(), account.id.into()],
             )?;
             let label = account.label();
@@ -858,7 +858,10 @@ pub fn reset(ctx: &Ctx<'_>, req: &ResetRequest) -> Result<(UserView, Token), Api
 
 fn any_admin(db: &dyn Db) -> Result<bool, StorageError> {
     Ok(db
-        .execute("SELECT 1 FROM staff WHERE role = 'admin' LIMIT 1", &[])?
+        .execute(
+            "SELECT 1 FROM staff WHERE clinic_id = ?1 AND role = 'admin' LIMIT 1",
+            &[],
+        )?
         .first()
         .is_some())
 }
@@ -911,7 +914,7 @@ pub fn setup(ctx: &Ctx<'_>, req: &SetupRequest, network: &str) -> Result<UserVie
         let id = ctx
             .db
             .execute(
-                "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, 'admin', ?) RETURNING id",
+                "INSERT INTO staff (clinic_id, email, display_name, role, created_at) VALUES (?1, ?, ?, 'admin', ?) RETURNING id",
                 &[email.as_ref().into(), name.as_ref().into(), now.as_str().into()],
             )?
             .first()
@@ -1115,8 +1118,9 @@ mod tests {
         for i in 0..50 {
             let _ = casey_from(&ctx, "guess", &format!("203.0.113.{i}"));
         }
-        let audited =
-            w.db.execute(
+        let audited = w
+            .raw()
+            .execute(
                 "SELECT count(*) FROM audit_log WHERE action = 'sign_in_throttled'",
                 &[],
             )
@@ -1177,15 +1181,17 @@ mod tests {
             .hash_password(b"caseport-demo-manager", &salt)
             .unwrap()
             .to_string();
-        w.db.execute(
-            "UPDATE credentials SET phc = ? WHERE username = 'casey.manager@example.org'",
-            &[old.into()],
-        )
-        .unwrap();
+        w.raw()
+            .execute(
+                "UPDATE credentials SET phc = ? WHERE username = 'casey.manager@example.org'",
+                &[old.into()],
+            )
+            .unwrap();
         let ctx = w.ctx();
         assert!(matches!(casey_login(&ctx).unwrap(), SignIn::Session { .. }));
-        let phc =
-            w.db.execute(
+        let phc = w
+            .raw()
+            .execute(
                 "SELECT phc FROM credentials WHERE username = 'casey.manager@example.org'",
                 &[],
             )
@@ -1240,11 +1246,13 @@ mod tests {
         let SignIn::Session { token, .. } = casey_login(&ctx).unwrap() else {
             panic!("no session")
         };
-        let keys = w.kv.keys().unwrap();
+        let keys = w.kv.unscoped().keys().unwrap();
         assert_eq!(keys.len(), 1);
+        assert!(keys[0].starts_with("caseport/1/session/"), "{keys:?}");
         assert!(!keys[0].contains(token.expose()));
         assert!(
-            w.kv.get(&keys[0])
+            w.kv.unscoped()
+                .get(&keys[0])
                 .unwrap()
                 .is_some_and(|v| !String::from_utf8_lossy(&v).contains(token.expose()))
         );

@@ -273,12 +273,12 @@ pub fn list(
     }
     // Every client (LEFT JOIN) or only the caller's (JOIN); the caller's role toward each.
     let from = if query.all {
-        "FROM clients c LEFT JOIN caseload_assignments a ON a.client_id = c.id AND a.staff_id = ?"
+        "FROM clients c LEFT JOIN caseload_assignments a ON a.client_id = c.id AND a.staff_id = ?2"
     } else {
-        "FROM caseload_assignments a JOIN clients c ON c.id = a.client_id AND a.staff_id = ?"
+        "FROM caseload_assignments a JOIN clients c ON c.id = a.client_id AND a.staff_id = ?2"
     };
     let mut params: Vec<Value> = vec![staff.id.into()];
-    let mut filter = String::from("WHERE 1 = 1");
+    let mut filter = String::from("WHERE c.clinic_id = ?1");
     // Searches by the names' keys (`names`): "Doe, Ja" asks for last names starting "doe" and
     // first names starting "ja"; words in any order ("jane doe", "doe jane") each start a word
     // of the name, and the first starts the first or the last name. Prefixes are index ranges
@@ -312,8 +312,10 @@ pub fn list(
     }
     let counted = if query.all && query.q.is_empty() {
         // Every client: the maintained count, not a scan.
-        ctx.db
-            .execute("SELECT value FROM counters WHERE name = 'clients'", &[])?
+        ctx.db.execute(
+            "SELECT value FROM counters WHERE name = 'clients/' || ?1",
+            &[],
+        )?
     } else {
         ctx.db
             .execute(&format!("SELECT count(*) {from} {filter}"), &params)?
@@ -486,7 +488,7 @@ pub fn add_client(
     let (first, middle, last, dob, email, phone) = (first?, middle?, last?, dob?, email?, phone?);
     if !new.confirm_duplicate {
         let same = ctx.db.execute(
-            "SELECT 1 FROM clients WHERE first_name = ? COLLATE NOCASE AND last_name = ? COLLATE NOCASE
+            "SELECT 1 FROM clients WHERE clinic_id = ?1 AND first_name = ? COLLATE NOCASE AND last_name = ? COLLATE NOCASE
              AND dob = ? AND coalesce(email, '') = ? COLLATE NOCASE LIMIT 1",
             &[
                 first.as_str().into(),
@@ -515,8 +517,8 @@ pub fn add_client(
         let id = ctx
             .db
             .execute(
-                "INSERT INTO clients (first_name, middle_name, last_name, last_key, first_key, name_words, dob, email, phone, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO clients (clinic_id, first_name, middle_name, last_name, last_key, first_key, name_words, dob, email, phone, created_at)
+                 VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 &[
                     first.as_str().into(),
                     middle.as_str().into(),
@@ -534,7 +536,7 @@ pub fn add_client(
             .and_then(|r| r.int(0))
             .ok_or_else(ApiError::internal)?;
         ctx.db.execute(
-            "INSERT INTO caseload_assignments (staff_id, client_id, role, date_assigned) VALUES (?, ?, 'primary_case_manager', ?)",
+            "INSERT INTO caseload_assignments (clinic_id, staff_id, client_id, role, date_assigned) VALUES (?1, ?, ?, 'primary_case_manager', ?)",
             &[staff.id.into(), id.into(), today.to_string().into()],
         )?;
         let subject = format!("client:{id}");
@@ -650,8 +652,9 @@ mod tests {
         }
         let kv = NativeKv::in_memory().unwrap();
         let settings = crate::settings::Settings::default();
+        let scoped = crate::clinics::Scoped::new(&db, crate::clinics::FIRST);
         let ctx = Ctx {
-            db: &db,
+            db: &scoped,
             kv: &kv,
             clock: &SystemClock,
             settings: &settings,
@@ -708,14 +711,15 @@ mod tests {
 
     fn id_of(w: &crate::testing::World, first: &str) -> i64 {
         use crate::ports::Db;
-        w.db.execute(
-            "SELECT id FROM clients WHERE first_name = ?",
-            &[first.into()],
-        )
-        .unwrap()
-        .first()
-        .and_then(|r| r.int(0))
-        .unwrap()
+        w.raw()
+            .execute(
+                "SELECT id FROM clients WHERE first_name = ?",
+                &[first.into()],
+            )
+            .unwrap()
+            .first()
+            .and_then(|r| r.int(0))
+            .unwrap()
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn not_found() -> ApiError {
 /// The client record, with the age on `today`.
 pub fn load(db: &dyn Db, id: i64, today: Date) -> Result<Option<Client>, StorageError> {
     let rows = db.execute(
-        "SELECT id, first_name, middle_name, last_name, dob, email, phone, version FROM clients WHERE id = ?",
+        "SELECT id, first_name, middle_name, last_name, dob, email, phone, version FROM clients WHERE clinic_id = ?1 AND id = ?",
         &[id.into()],
     )?;
     let Some(r) = rows.first() else {
@@ -90,7 +90,7 @@ pub fn load(db: &dyn Db, id: i64, today: Date) -> Result<Option<Client>, Storage
 
 fn portal(ctx: &Ctx<'_>, id: i64) -> Result<Portal, StorageError> {
     let rows = ctx.db.execute(
-        "SELECT username, must_change, temp_expires_at, last_sign_in_at FROM credentials WHERE owner_kind = 'client' AND owner_id = ?",
+        "SELECT username, must_change, temp_expires_at, last_sign_in_at FROM credentials WHERE clinic_id = ?1 AND owner_kind = 'client' AND owner_id = ?",
         &[id.into()],
     )?;
     let now = ctx.now();
@@ -280,12 +280,16 @@ pub fn update(
                 ("name_words", keys.words.into()),
             ]);
         }
-        let assignments: Vec<String> = sets.iter().map(|(col, _)| format!("{col} = ?")).collect();
+        // Numbered from ?2: the clinic is ?1.
+        let assignments: Vec<String> = (2..)
+            .zip(&sets)
+            .map(|(n, (col, _))| format!("{col} = ?{n}"))
+            .collect();
         let mut params: Vec<Value> = sets.iter().map(|(_, v)| v.clone()).collect();
         params.push(id.into());
         params.push(patch.version.into());
         let changed = ctx.db.execute(
-            &format!("UPDATE clients SET {}, version = version + 1 WHERE id = ? AND version = ? RETURNING id", assignments.join(", ")),
+            &format!("UPDATE clients SET {}, version = version + 1 WHERE clinic_id = ?1 AND id = ? AND version = ? RETURNING id", assignments.join(", ")),
             &params,
         )?;
         if changed.first().is_none() {
@@ -405,7 +409,7 @@ pub struct Entry {
 pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec<Entry>, ApiError> {
     require_visible(ctx, staff, role, id)?;
     let rows = ctx.db.execute(
-        "SELECT at, actor, action, detail FROM audit_log WHERE subject = ? ORDER BY seq DESC LIMIT 200",
+        "SELECT at, actor, action, detail FROM audit_log WHERE clinic_id = ?1 AND subject = ? ORDER BY seq DESC LIMIT 200",
         &[format!("client:{id}").into()],
     )?;
     let mut entries: Vec<Entry> = rows
@@ -438,7 +442,7 @@ pub fn history(ctx: &Ctx<'_>, staff: Account, role: Role, id: i64) -> Result<Vec
         ctx.db
             .execute(
                 &format!(
-                    "SELECT id, display_name FROM staff WHERE id IN ({})",
+                    "SELECT id, display_name FROM staff WHERE clinic_id = ?1 AND id IN ({})",
                     vec!["?"; ids.len()].join(", ")
                 ),
                 &ids.iter().map(|id| Value::from(*id)).collect::<Vec<_>>(),

@@ -225,7 +225,7 @@ pub fn staff_role(db: &dyn Db, account: Account) -> Result<Role, ApiError> {
         return Err(forbidden());
     }
     db.execute(
-        "SELECT role FROM staff WHERE id = ? AND status = 'active'",
+        "SELECT role FROM staff WHERE clinic_id = ?1 AND id = ? AND status = 'active'",
         &[account.id.into()],
     )?
     .first()
@@ -237,9 +237,9 @@ pub fn staff_role(db: &dyn Db, account: Account) -> Result<Role, ApiError> {
 /// the clients on their caseload. The answer for "not yours" and "does not exist" is the same.
 pub fn may_see(db: &dyn Db, staff: Account, role: Role, client: i64) -> Result<bool, StorageError> {
     let sql = match role {
-        Role::Admin => "SELECT 1 FROM clients WHERE id = ?",
+        Role::Admin => "SELECT 1 FROM clients WHERE clinic_id = ?1 AND id = ?",
         Role::CaseManager => {
-            "SELECT 1 FROM caseload_assignments WHERE client_id = ? AND staff_id = ?"
+            "SELECT 1 FROM caseload_assignments WHERE clinic_id = ?1 AND client_id = ? AND staff_id = ?"
         }
     };
     let params = match role {
@@ -283,7 +283,7 @@ pub fn case_managers(
         &format!(
             "SELECT a.client_id, s.id, s.display_name, a.role, a.date_assigned
              FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id
-             WHERE a.client_id IN ({marks})
+             WHERE a.clinic_id = ?1 AND a.client_id IN ({marks})
              ORDER BY a.client_id, a.role, s.display_name COLLATE NOCASE, s.id"
         ),
         &ids,

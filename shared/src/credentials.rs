@@ -63,10 +63,10 @@ pub fn by_username(
     let sql = match realm {
         Realm::Staff => format!(
             "SELECT {COLUMNS} FROM credentials c JOIN staff s ON s.id = c.owner_id
-             WHERE c.owner_kind = 'staff' AND c.username = ? AND s.status = 'active'"
+             WHERE c.clinic_id = ?1 AND c.owner_kind = 'staff' AND c.username = ? AND s.status = 'active'"
         ),
         Realm::Portal => format!(
-            "SELECT {COLUMNS} FROM credentials c WHERE c.owner_kind = 'client' AND c.username = ?"
+            "SELECT {COLUMNS} FROM credentials c WHERE c.clinic_id = ?1 AND c.owner_kind = 'client' AND c.username = ?"
         ),
     };
     Ok(credential_from(
@@ -76,8 +76,9 @@ pub fn by_username(
 
 /// The credential of `account`.
 pub fn by_account(db: &dyn Db, account: Account) -> Result<Option<Credential>, StorageError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM credentials c WHERE c.owner_kind = ? AND c.owner_id = ?");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM credentials c WHERE c.clinic_id = ?1 AND c.owner_kind = ? AND c.owner_id = ?"
+    );
     Ok(credential_from(&db.execute(
         &sql,
         &[account.kind.as_str().into(), account.id.into()],
@@ -88,7 +89,7 @@ pub fn by_account(db: &dyn Db, account: Account) -> Result<Option<Credential>, S
 pub fn username(db: &dyn Db, account: Account) -> Result<Option<String>, StorageError> {
     Ok(db
         .execute(
-            "SELECT username FROM credentials WHERE owner_kind = ? AND owner_id = ?",
+            "SELECT username FROM credentials WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
             &[account.kind.as_str().into(), account.id.into()],
         )?
         .first()
@@ -120,12 +121,12 @@ pub fn own_words(db: &dyn Db, account: Account) -> Result<OwnWords, StorageError
     let rows = match account.kind {
         AccountKind::Staff => db.execute(
             "SELECT s.display_name, s.email, c.username FROM staff s
-             LEFT JOIN credentials c ON c.owner_kind = 'staff' AND c.owner_id = s.id WHERE s.id = ?",
+             LEFT JOIN credentials c ON c.owner_kind = 'staff' AND c.owner_id = s.id WHERE s.clinic_id = ?1 AND s.id = ?",
             &[account.id.into()],
         )?,
         AccountKind::Client => db.execute(
             "SELECT cl.first_name || ' ' || cl.middle_name || ' ' || cl.last_name, cl.email, c.username FROM clients cl
-             LEFT JOIN credentials c ON c.owner_kind = 'client' AND c.owner_id = cl.id WHERE cl.id = ?",
+             LEFT JOIN credentials c ON c.owner_kind = 'client' AND c.owner_id = cl.id WHERE cl.clinic_id = ?1 AND cl.id = ?",
             &[account.id.into()],
         )?,
     };
@@ -143,8 +144,8 @@ pub fn own_words(db: &dyn Db, account: Account) -> Result<OwnWords, StorageError
 pub fn replace_password(ctx: &Ctx<'_>, account: Account, phc: &str) -> Result<Token, StorageError> {
     let now = ctx.clock.now();
     ctx.db.execute(
-        "UPDATE credentials SET phc = ?, must_change = 0, temp_expires_at = NULL, changed_at = ?, last_sign_in_at = ?
-         WHERE owner_kind = ? AND owner_id = ?",
+        "UPDATE credentials SET phc = ?2, must_change = 0, temp_expires_at = NULL, changed_at = ?3, last_sign_in_at = ?4
+         WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
         &[phc.into(), now.to_string().into(), now.to_string().into(), account.kind.as_str().into(), account.id.into()],
     )?;
     tokens::revoke_all_sessions(ctx.db, account)?;
@@ -167,12 +168,12 @@ pub fn record_sign_in(
 ) -> Result<(), StorageError> {
     if let Some(phc) = rehashed {
         ctx.db.execute(
-            "UPDATE credentials SET phc = ? WHERE owner_kind = ? AND owner_id = ?",
+            "UPDATE credentials SET phc = ?2 WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
             &[phc.into(), account.kind.as_str().into(), account.id.into()],
         )?;
     }
     ctx.db.execute(
-        "UPDATE credentials SET last_sign_in_at = ? WHERE owner_kind = ? AND owner_id = ?",
+        "UPDATE credentials SET last_sign_in_at = ?2 WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
         &[
             ctx.clock.now().to_string().into(),
             account.kind.as_str().into(),
@@ -192,8 +193,8 @@ pub fn create_staff(
     temp_expires_at: Option<&str>,
 ) -> Result<(), StorageError> {
     ctx.db.execute(
-        "INSERT INTO credentials (owner_kind, owner_id, username, phc, must_change, temp_expires_at, changed_at)
-         VALUES ('staff', ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO credentials (clinic_id, owner_kind, owner_id, username, phc, must_change, temp_expires_at, changed_at)
+         VALUES (?1, 'staff', ?, ?, ?, ?, ?, ?)",
         &[
             staff_id.into(),
             email.as_ref().into(),
@@ -226,8 +227,8 @@ pub fn reissue_staff_temporary(
         )));
     };
     ctx.db.execute(
-        "UPDATE credentials SET phc = ?, must_change = 1, temp_expires_at = ?, changed_at = ?
-         WHERE owner_kind = 'staff' AND owner_id = ?",
+        "UPDATE credentials SET phc = ?2, must_change = 1, temp_expires_at = ?3, changed_at = ?4
+         WHERE clinic_id = ?1 AND owner_kind = 'staff' AND owner_id = ?",
         &[
             phc.into(),
             temp_expires_at.into(),
@@ -279,16 +280,16 @@ pub fn install_portal(
     match self::username(ctx.db, account)? {
         Some(old) => {
             ctx.db.execute(
-                "UPDATE credentials SET username = ?, phc = ?, must_change = ?, temp_expires_at = ?, changed_at = ?
-                 WHERE owner_kind = 'client' AND owner_id = ?",
+                "UPDATE credentials SET username = ?2, phc = ?3, must_change = ?4, temp_expires_at = ?5, changed_at = ?6
+                 WHERE clinic_id = ?1 AND owner_kind = 'client' AND owner_id = ?",
                 &params,
             )?;
             end_access(ctx.db, account, &old)?;
         }
         None => {
             ctx.db.execute(
-                "INSERT INTO credentials (username, phc, must_change, temp_expires_at, changed_at, owner_kind, owner_id)
-                 VALUES (?, ?, ?, ?, ?, 'client', ?)",
+                "INSERT INTO credentials (clinic_id, username, phc, must_change, temp_expires_at, changed_at, owner_kind, owner_id)
+                 VALUES (?1, ?, ?, ?, ?, ?, 'client', ?)",
                 &params,
             )?;
         }
@@ -316,7 +317,7 @@ pub fn follow_email(
         return Ok(None);
     }
     ctx.db.execute(
-        "UPDATE credentials SET username = ? WHERE owner_kind = 'client' AND owner_id = ?",
+        "UPDATE credentials SET username = ?2 WHERE clinic_id = ?1 AND owner_kind = 'client' AND owner_id = ?",
         &[new.into(), client_id.into()],
     )?;
     // A lockout of the old name must not follow, nor stay behind for its new owner.
@@ -329,9 +330,9 @@ pub fn follow_email(
 fn username_taken(db: &dyn Db, client_id: i64, username: &str) -> Result<bool, StorageError> {
     Ok(db
         .execute(
-            "SELECT 1 FROM credentials WHERE owner_kind = 'client' AND username = ? AND owner_id != ?
+            "SELECT 1 FROM credentials WHERE clinic_id = ?1 AND owner_kind = 'client' AND username = ? AND owner_id != ?
              UNION ALL
-             SELECT 1 FROM portal_resets WHERE status = 'pending' AND username = ? AND client_id != ?",
+             SELECT 1 FROM portal_resets WHERE clinic_id = ?1 AND status = 'pending' AND username = ? AND client_id != ?",
             &[
                 username.into(),
                 client_id.into(),
@@ -424,12 +425,13 @@ mod tests {
     #[test]
     fn own_words_hold_the_name_and_addresses() {
         let w = World::new();
-        let jane =
-            w.db.execute("SELECT id FROM clients WHERE first_name = 'Jane'", &[])
-                .unwrap()
-                .first()
-                .and_then(|r| r.int(0))
-                .unwrap();
+        let jane = w
+            .raw()
+            .execute("SELECT id FROM clients WHERE first_name = 'Jane'", &[])
+            .unwrap()
+            .first()
+            .and_then(|r| r.int(0))
+            .unwrap();
         let words = own_words(
             &w.db,
             Account {

@@ -27,8 +27,8 @@ pub fn insert(
     let now = ctx.clock.now().to_string();
     ctx.db
         .execute(
-            "INSERT INTO mail_deliveries (public_id, client_id, purpose, provider, to_address, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'sending', ?, ?) RETURNING id",
+            "INSERT INTO mail_deliveries (clinic_id, public_id, client_id, purpose, provider, to_address, status, created_at, updated_at)
+             VALUES (?1, ?, ?, ?, ?, ?, 'sending', ?, ?) RETURNING id",
             &[public_id.into(), client_id.into(), purpose.into(), mail.provider.as_str().into(), to.as_ref().into(), now.as_str().into(), now.as_str().into()],
         )?
         .first()
@@ -57,14 +57,14 @@ pub fn record_outcome(
                 ("accepted", None)
             };
             ctx.db.execute(
-                "UPDATE mail_deliveries SET status = CASE WHEN status = 'sending' THEN ? ELSE status END,
-                 provider_message_id = ?, detail = coalesce(detail, ?), attempts = ?, updated_at = ? WHERE id = ?",
+                "UPDATE mail_deliveries SET status = CASE WHEN status = 'sending' THEN ?2 ELSE status END,
+                 provider_message_id = ?3, detail = coalesce(detail, ?4), attempts = ?5, updated_at = ?6 WHERE clinic_id = ?1 AND id = ?",
                 &[status.into(), sent.message_id.as_str().into(), detail.map(str::to_string).into(), i64::from(sent.attempts).into(), now.into(), delivery_id.into()],
             )?;
         }
         Err(failure) => {
             ctx.db.execute(
-                "UPDATE mail_deliveries SET status = 'failed', detail = ?, attempts = ?, updated_at = ? WHERE id = ?",
+                "UPDATE mail_deliveries SET status = 'failed', detail = ?2, attempts = ?3, updated_at = ?4 WHERE clinic_id = ?1 AND id = ?",
                 &[failure.reason.as_str().into(), i64::from(failure.attempts).into(), now.into(), delivery_id.into()],
             )?;
         }
@@ -75,8 +75,8 @@ pub fn record_outcome(
 /// The client signed in with the emailed password: the email evidently arrived.
 pub fn mark_arrived(db: &dyn Db, delivery_id: i64, now: &str) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE mail_deliveries SET status = 'delivered', detail = 'The client signed in with the emailed password, so the email arrived.', updated_at = ?
-         WHERE id = ? AND status IN ('sending', 'accepted')",
+        "UPDATE mail_deliveries SET status = 'delivered', detail = 'The client signed in with the emailed password, so the email arrived.', updated_at = ?2
+         WHERE clinic_id = ?1 AND id = ? AND status IN ('sending', 'accepted')",
         &[now.into(), delivery_id.into()],
     )?;
     Ok(())
@@ -89,7 +89,7 @@ pub fn public_id_and_address(
 ) -> Result<Option<(String, String)>, StorageError> {
     Ok(db
         .execute(
-            "SELECT public_id, to_address FROM mail_deliveries WHERE id = ?",
+            "SELECT public_id, to_address FROM mail_deliveries WHERE clinic_id = ?1 AND id = ?",
             &[delivery_id.into()],
         )?
         .first()
@@ -103,16 +103,19 @@ pub struct Found {
     pub client_id: Option<i64>,
     pub status: String,
     pub to: String,
+    /// Whose email it was: the webhook that reports it is the deployment's, not a clinic's.
+    pub clinic: crate::clinics::ClinicId,
 }
 
-/// The delivery `event` of `provider` is about, by Caseport's id or the provider's.
+/// The delivery `event` of `provider` is about, by Caseport's id or the provider's, in any
+/// clinic (`db` unscoped).
 pub fn find_for_event(
     db: &dyn Db,
     provider: Provider,
     event: &Event,
 ) -> Result<Option<Found>, StorageError> {
     let rows = db.execute(
-        "SELECT id, public_id, client_id, status, to_address FROM mail_deliveries
+        "SELECT id, public_id, client_id, status, to_address, clinic_id FROM mail_deliveries
          WHERE provider = ? AND (public_id = ? OR provider_message_id = ?) LIMIT 1",
         &[
             provider.as_str().into(),
@@ -126,6 +129,7 @@ pub fn find_for_event(
         client_id: r.int(2),
         status: r.text(3).unwrap_or_default().to_string(),
         to: r.text(4).unwrap_or_default().to_string(),
+        clinic: crate::clinics::ClinicId(r.int(5).unwrap_or_default()),
     }))
 }
 
@@ -138,7 +142,7 @@ pub fn apply_event(ctx: &Ctx<'_>, found: &Found, event: &Event) -> Result<(), St
     };
     let record = json!({ "event": event.kind, "at": event.at, "detail": event.detail });
     ctx.db.execute(
-        "UPDATE mail_deliveries SET status = ?, detail = coalesce(?, detail), events = json_insert(events, '$[#]', json(?)), updated_at = ? WHERE id = ?",
+        "UPDATE mail_deliveries SET status = ?2, detail = coalesce(?3, detail), events = json_insert(events, '$[#]', json(?4)), updated_at = ?5 WHERE clinic_id = ?1 AND id = ?",
         &[next.into(), event.detail.clone().into(), record.to_string().into(), ctx.clock.now().to_string().into(), found.id.into()],
     )?;
     Ok(())

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::audit;
+use crate::clinics::{ClinicId, FIRST, Scoped};
 use crate::passwords;
 use crate::ports::{Clock, Db, StorageError, random_bytes, transaction};
 
@@ -148,13 +149,34 @@ const ASSIGNMENTS: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The second demo clinic: its own name, sender and portal address, on its own host name.
+pub const SOUTH: ClinicId = ClinicId(2);
+const SOUTH_NAME: &str = "South Clinic (demo)";
+const SOUTH_FROM: &str = "South Clinic <portal@south.localhost>";
+const SOUTH_PORTAL: &str = "http://south.localhost:3000";
+
+/// Host names of the local run: clinic 1 on the loopback names it always had and on
+/// `north.localhost`, the South clinic on `south.localhost` (browsers resolve every
+/// `*.localhost` name to this computer).
+pub const HOSTS: &[(&str, ClinicId)] = &[
+    ("localhost", FIRST),
+    ("127.0.0.1", FIRST),
+    ("[::1]", FIRST),
+    ("north.localhost", FIRST),
+    ("south.localhost", SOUTH),
+];
+
 /// Loads the demo data if the database has no staff yet; safe under concurrent requests.
+/// Two clinics hold the same caseload under the same sign-in names, each its own copy: what
+/// one clinic's staff do is never seen by the other's.
 pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageError> {
-    if db
-        .execute("SELECT 1 FROM staff LIMIT 1", &[])?
-        .first()
-        .is_some()
-    {
+    let empty = || -> Result<bool, StorageError> {
+        Ok(db
+            .execute("SELECT 1 FROM staff LIMIT 1", &[])?
+            .first()
+            .is_none())
+    };
+    if !empty()? {
         return Ok(false);
     }
     // Hash outside the write lock: argon2 takes a while.
@@ -166,61 +188,82 @@ pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageErro
     let unknown = passwords::hash(&format!("{:x}", u128::from_le_bytes(random_bytes::<16>()?)))?;
     let now = clock.now().to_string();
     transaction(db, || {
-        if db
-            .execute("SELECT 1 FROM staff LIMIT 1", &[])?
-            .first()
-            .is_some()
-        {
+        if !empty()? {
             return Ok(false);
         }
-        for (s, phc) in STAFF.iter().zip(&hashes) {
-            let id = db
-                .execute(
-                    "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-                    &[s.email.into(), s.name.into(), s.role.into(), now.as_str().into()],
-                )?
-                .first()
-                .and_then(|r| r.int(0))
-                .ok_or_else(|| StorageError::new("staff insert returned no id"))?;
-            db.execute(
-                "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('staff', ?, ?, ?, ?)",
-                &[id.into(), s.email.into(), phc.as_str().into(), now.as_str().into()],
-            )?;
-        }
-        for (first, last, dob, email, phone) in CLIENTS {
-            let keys = crate::names::Keys::of(first, "", last);
-            let id = db
-                .execute(
-                    "INSERT INTO clients (first_name, last_name, last_key, first_key, name_words, dob, email, phone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    &[(*first).into(), (*last).into(), keys.last.into(), keys.first.into(), keys.words.into(), (*dob).into(), (*email).into(), (*phone).into(), now.as_str().into()],
-                )?
-                .first()
-                .and_then(|r| r.int(0))
-                .ok_or_else(|| StorageError::new("client insert returned no id"))?;
-            if *last == "Doe" {
-                db.execute(
-                    "INSERT INTO credentials (owner_kind, owner_id, username, phc, changed_at) VALUES ('client', ?, ?, ?, ?)",
-                    &[id.into(), (*email).into(), unknown.as_str().into(), now.as_str().into()],
-                )?;
-            }
-        }
-        for (staff, last, first, role, date) in ASSIGNMENTS {
-            db.execute(
-                "INSERT INTO caseload_assignments (staff_id, client_id, role, date_assigned)
-                 SELECT s.id, c.id, ?, ? FROM staff s, clients c WHERE s.email = ? AND c.last_name = ? AND c.first_name = ?",
-                &[(*role).into(), (*date).into(), (*staff).into(), (*last).into(), (*first).into()],
-            )?;
-        }
-        audit::record(
-            db,
-            clock,
-            "system",
-            "demo_data_loaded",
-            None,
-            json!({ "staff": STAFF.len(), "clients": CLIENTS.len() }),
+        db.execute(
+            "INSERT INTO clinics (id, name, mail_from, portal_url, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+            &[SOUTH.0.into(), SOUTH_NAME.into(), SOUTH_FROM.into(), SOUTH_PORTAL.into(), now.as_str().into()],
         )?;
+        for (host, clinic) in HOSTS {
+            db.execute(
+                "INSERT INTO clinic_hosts (host, clinic_id) VALUES (?, ?) ON CONFLICT (host) DO NOTHING",
+                &[(*host).into(), clinic.0.into()],
+            )?;
+        }
+        for clinic in [FIRST, SOUTH] {
+            load_clinic(&Scoped::new(db, clinic), clock, &hashes, &unknown, &now)?;
+        }
         Ok(true)
     })
+}
+
+/// The seeds' staff, clients and caseloads, in one clinic.
+fn load_clinic(
+    db: &dyn Db,
+    clock: &dyn Clock,
+    hashes: &[String],
+    unknown: &str,
+    now: &str,
+) -> Result<(), StorageError> {
+    for (s, phc) in STAFF.iter().zip(hashes) {
+        let id = db
+            .execute(
+                "INSERT INTO staff (clinic_id, email, display_name, role, created_at) VALUES (?1, ?, ?, ?, ?) RETURNING id",
+                &[s.email.into(), s.name.into(), s.role.into(), now.into()],
+            )?
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(|| StorageError::new("staff insert returned no id"))?;
+        db.execute(
+            "INSERT INTO credentials (clinic_id, owner_kind, owner_id, username, phc, changed_at) VALUES (?1, 'staff', ?, ?, ?, ?)",
+            &[id.into(), s.email.into(), phc.as_str().into(), now.into()],
+        )?;
+    }
+    for (first, last, dob, email, phone) in CLIENTS {
+        let keys = crate::names::Keys::of(first, "", last);
+        let id = db
+            .execute(
+                "INSERT INTO clients (clinic_id, first_name, last_name, last_key, first_key, name_words, dob, email, phone, created_at) VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                &[(*first).into(), (*last).into(), keys.last.into(), keys.first.into(), keys.words.into(), (*dob).into(), (*email).into(), (*phone).into(), now.into()],
+            )?
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(|| StorageError::new("client insert returned no id"))?;
+        if *last == "Doe" {
+            db.execute(
+                "INSERT INTO credentials (clinic_id, owner_kind, owner_id, username, phc, changed_at) VALUES (?1, 'client', ?, ?, ?, ?)",
+                &[id.into(), (*email).into(), unknown.into(), now.into()],
+            )?;
+        }
+    }
+    for (staff, last, first, role, date) in ASSIGNMENTS {
+        db.execute(
+            "INSERT INTO caseload_assignments (clinic_id, staff_id, client_id, role, date_assigned)
+             SELECT ?1, s.id, c.id, ?, ? FROM staff s, clients c
+             WHERE s.clinic_id = ?1 AND c.clinic_id = ?1 AND s.email = ? AND c.last_name = ? AND c.first_name = ?",
+            &[(*role).into(), (*date).into(), (*staff).into(), (*last).into(), (*first).into()],
+        )?;
+    }
+    audit::record(
+        db,
+        clock,
+        "system",
+        "demo_data_loaded",
+        None,
+        json!({ "staff": STAFF.len(), "clients": CLIENTS.len() }),
+    )
 }
 
 #[cfg(test)]
@@ -243,26 +286,60 @@ mod tests {
                 .and_then(|r| r.int(0))
                 .unwrap()
         };
-        assert_eq!(count("SELECT count(*) FROM staff"), 3);
-        assert_eq!(count("SELECT count(*) FROM clients"), 7);
+        assert_eq!(count("SELECT count(*) FROM staff"), 6);
+        assert_eq!(count("SELECT count(*) FROM clients"), 14);
+        // Each clinic has its own copy, joined only within itself.
+        for clinic in [1, 2] {
+            assert_eq!(
+                count(&format!(
+                    "SELECT count(*) FROM staff WHERE clinic_id = {clinic}"
+                )),
+                3
+            );
+            assert_eq!(
+                count(&format!(
+                    "SELECT count(*) FROM clients WHERE clinic_id = {clinic}"
+                )),
+                7
+            );
+            assert_eq!(
+                count(&format!(
+                    "SELECT value FROM counters WHERE name = 'clients/{clinic}'"
+                )),
+                7
+            );
+        }
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id JOIN clients c ON c.id = a.client_id WHERE s.clinic_id != c.clinic_id OR a.clinic_id != c.clinic_id"
+            ),
+            0
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM clinic_hosts WHERE clinic_id = 2"),
+            1
+        );
         assert_eq!(
             count(
                 "SELECT count(*) FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id WHERE s.email = 'casey.manager@example.org'"
             ),
-            6
+            12
         );
         assert_eq!(
             count(
                 "SELECT count(*) FROM caseload_assignments a JOIN staff s ON s.id = a.staff_id WHERE s.email = 'robin.support@example.org'"
             ),
-            2
+            4
         );
         assert_eq!(
             count("SELECT count(*) FROM credentials WHERE owner_kind = 'client'"),
-            1
+            2
         );
         let jane = db
-            .execute("SELECT email FROM clients WHERE last_name = 'Doe'", &[])
+            .execute(
+                "SELECT email FROM clients WHERE last_name = 'Doe' AND clinic_id = 2",
+                &[],
+            )
             .unwrap();
         assert_eq!(
             jane.first()

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod caseload;
 pub mod client_info;
 pub mod clients;
+pub mod clinics;
 pub mod credentials;
 pub mod ctx;
 pub mod deliveries;

@@ -31,7 +31,7 @@ const COLUMNS: &str = "id, client_id, status, username, pending_phc, temp_expire
 
 fn rows(db: &dyn Db, filter: &str, params: &[Value]) -> Result<Vec<ResetRow>, StorageError> {
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM portal_resets WHERE {filter}"),
+        &format!("SELECT {COLUMNS} FROM portal_resets WHERE clinic_id = ?1 AND {filter}"),
         params,
     )?;
     Ok(rows
@@ -83,7 +83,7 @@ pub fn latest_emailed(db: &dyn Db, client_id: i64) -> Result<Option<LatestEmaile
     let rows = db.execute(
         "SELECT r.status, r.started_at, r.requested_by, d.status, d.to_address
          FROM portal_resets r LEFT JOIN mail_deliveries d ON d.id = r.mail_delivery_id
-         WHERE r.client_id = ? AND r.delivery = 'email' AND r.status IN ('pending', 'sent')
+         WHERE r.clinic_id = ?1 AND r.client_id = ? AND r.delivery = 'email' AND r.status IN ('pending', 'sent')
          ORDER BY r.id DESC LIMIT 1",
         &[client_id.into()],
     )?;
@@ -99,7 +99,7 @@ pub fn latest_emailed(db: &dyn Db, client_id: i64) -> Result<Option<LatestEmaile
 /// Ends the client's parked resets: their passwords will never work.
 pub fn supersede_pending(db: &dyn Db, client_id: i64) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE portal_resets SET status = 'superseded', pending_phc = NULL WHERE client_id = ? AND status = 'pending'",
+        "UPDATE portal_resets SET status = 'superseded', pending_phc = NULL WHERE clinic_id = ?1 AND client_id = ? AND status = 'pending'",
         &[client_id.into()],
     )?;
     Ok(())
@@ -127,8 +127,8 @@ pub struct NewReset<'a> {
 pub fn insert(ctx: &Ctx<'_>, new: &NewReset<'_>) -> Result<i64, StorageError> {
     ctx.db
         .execute(
-            "INSERT INTO portal_resets (client_id, idempotency_key, requested_by, delivery, status, username, pending_phc, temp_expires_at, mail_delivery_id, answer_status, created_at, started_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO portal_resets (clinic_id, client_id, idempotency_key, requested_by, delivery, status, username, pending_phc, temp_expires_at, mail_delivery_id, answer_status, created_at, started_at)
+             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             &[
                 new.client_id.into(),
                 new.idempotency_key.into(),
@@ -157,7 +157,7 @@ pub fn keep_answer(
     answer: &Json,
 ) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE portal_resets SET answer_status = ?, answer = ? WHERE id = ?",
+        "UPDATE portal_resets SET answer_status = ?2, answer = ?3 WHERE clinic_id = ?1 AND id = ?",
         &[
             i64::from(status).into(),
             answer.to_string().into(),
@@ -170,8 +170,8 @@ pub fn keep_answer(
 /// A parked reset whose email failed: its password is dropped, its answer kept.
 pub fn fail(db: &dyn Db, reset_id: i64, status: u16, answer: &Json) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE portal_resets SET status = 'failed', pending_phc = NULL, answer_status = ?, answer = ?
-         WHERE id = ? AND status = 'pending'",
+        "UPDATE portal_resets SET status = 'failed', pending_phc = NULL, answer_status = ?2, answer = ?3
+         WHERE clinic_id = ?1 AND id = ? AND status = 'pending'",
         &[i64::from(status).into(), answer.to_string().into(), reset_id.into()],
     )?;
     Ok(())
@@ -200,7 +200,7 @@ pub fn complete(
         r.temp_expires_at.as_deref(),
     )?;
     ctx.db.execute(
-        "UPDATE portal_resets SET status = 'sent', pending_phc = NULL WHERE id = ?",
+        "UPDATE portal_resets SET status = 'sent', pending_phc = NULL WHERE clinic_id = ?1 AND id = ?",
         &[reset_id.into()],
     )?;
     let mut detail = detail;
@@ -233,7 +233,7 @@ pub fn pending_for_delivery(db: &dyn Db, delivery_id: i64) -> Result<Vec<ResetRo
 /// Ends a parked reset whose email bounced or failed.
 pub fn end_undelivered(db: &dyn Db, reset_id: i64) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE portal_resets SET status = 'failed', pending_phc = NULL WHERE id = ?",
+        "UPDATE portal_resets SET status = 'failed', pending_phc = NULL WHERE clinic_id = ?1 AND id = ?",
         &[reset_id.into()],
     )?;
     Ok(())
@@ -313,7 +313,7 @@ pub fn last_reset(
         "SELECT r.created_at, s.display_name, r.delivery, r.status, r.started_at, d.to_address, d.status, d.detail
          FROM portal_resets r JOIN staff s ON s.id = r.requested_by
          LEFT JOIN mail_deliveries d ON d.id = r.mail_delivery_id
-         WHERE r.client_id = ? ORDER BY r.id DESC LIMIT 1",
+         WHERE r.clinic_id = ?1 AND r.client_id = ? ORDER BY r.id DESC LIMIT 1",
         &[client_id.into()],
     )?;
     let Some(r) = rows.first() else {

@@ -233,11 +233,31 @@ pub trait Db {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError>;
 }
 
+impl<T: Db + ?Sized> Db for &T {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+        (**self).execute(sql, params)
+    }
+}
+
 /// The key-value store.
 pub trait Kv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
     fn delete(&self, key: &str) -> Result<(), StorageError>;
+}
+
+impl<T: Kv + ?Sized> Kv for &T {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        (**self).set(key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        (**self).delete(key)
+    }
 }
 
 /// The one time source.

@@ -21,6 +21,7 @@ use serde_json::{Value as Json, json};
 
 use crate::api_error::{ApiError, Code};
 use crate::clients::{self, check_email};
+use crate::clinics::{Scoped, ScopedKv};
 use crate::credentials::{self, PortalIdentity};
 use crate::ctx::Ctx;
 use crate::deliveries;
@@ -97,7 +98,7 @@ impl ClientRow {
 
 fn load_client(db: &dyn Db, id: i64) -> Result<Option<ClientRow>, StorageError> {
     let rows = db.execute(
-        "SELECT first_name, last_name, email FROM clients WHERE id = ?",
+        "SELECT first_name, last_name, email FROM clients WHERE clinic_id = ?1 AND id = ?",
         &[id.into()],
     )?;
     Ok(rows.first().map(|r| ClientRow {
@@ -115,7 +116,10 @@ fn ts(second: i64) -> String {
 
 fn staff_name(db: &dyn Db, id: i64) -> Result<String, StorageError> {
     Ok(db
-        .execute("SELECT display_name FROM staff WHERE id = ?", &[id.into()])?
+        .execute(
+            "SELECT display_name FROM staff WHERE clinic_id = ?1 AND id = ?",
+            &[id.into()],
+        )?
         .first()
         .and_then(|r| r.text(0).map(str::to_string))
         .unwrap_or_else(|| "Someone".into()))
@@ -530,20 +534,22 @@ const WEBHOOKS_REMEMBERED_SECONDS: i64 = 7 * 24 * 3600;
 /// Applies a provider's delivery events, once per webhook call (`replay_key`, see
 /// `mail::replay_key`): the delivery moves to delivered, bounced or failed (a later
 /// `delivered` does not undo a bounce), a reset still parked completes or ends, and the
-/// client's history says so. All of one call or nothing.
+/// client's history says so. All of one call or nothing. The webhook is the deployment's
+/// (one provider account for every clinic), so `deployment` is unscoped: each event is
+/// applied in its email's clinic.
 pub fn apply_events(
-    ctx: &Ctx<'_>,
+    deployment: &Ctx<'_>,
     provider: Provider,
     replay_key: &str,
     events: &[mail::Event],
 ) -> Result<Applied, StorageError> {
-    transaction(ctx.db, || {
-        let now = ctx.now();
-        ctx.db.execute(
+    transaction(deployment.db, || {
+        let now = deployment.now();
+        deployment.db.execute(
             "DELETE FROM webhook_events WHERE received_at < ?",
             &[(now - WEBHOOKS_REMEMBERED_SECONDS).into()],
         )?;
-        let first = ctx.db.execute(
+        let first = deployment.db.execute(
             "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?, ?, ?)
              ON CONFLICT DO NOTHING RETURNING 1",
             &[provider.as_str().into(), replay_key.into(), now.into()],
@@ -556,7 +562,7 @@ pub fn apply_events(
         }
         let mut applied = Applied::default();
         for event in events {
-            if apply_event(ctx, provider, event)? {
+            if apply_event(deployment, provider, event)? {
                 applied.updated += 1;
             } else {
                 applied.unknown += 1;
@@ -568,12 +574,21 @@ pub fn apply_events(
 
 /// One event, inside the call's transaction; false when no delivery is known for it.
 fn apply_event(
-    ctx: &Ctx<'_>,
+    deployment: &Ctx<'_>,
     provider: Provider,
     event: &mail::Event,
 ) -> Result<bool, StorageError> {
-    let Some(found) = deliveries::find_for_event(ctx.db, provider, event)? else {
+    let Some(found) = deliveries::find_for_event(deployment.db, provider, event)? else {
         return Ok(false);
+    };
+    // The rest is the email's clinic's, and goes through its scope.
+    let db = Scoped::new(deployment.db, found.clinic);
+    let kv = ScopedKv::new(deployment.kv, found.clinic);
+    let ctx = &Ctx {
+        db: &db,
+        kv: &kv,
+        clock: deployment.clock,
+        settings: deployment.settings,
     };
     let actor = format!("provider:{}", provider.as_str());
     deliveries::apply_event(ctx, &found, event)?;

@@ -208,6 +208,109 @@ const MIGRATIONS: &[&[&str]] = &[
     ) WITHOUT ROWID",
         "CREATE INDEX session_index_by_start ON session_index (started_at)",
     ],
+    &[
+        // Several clinics on one deployment (`clinics`). Everything already here is clinic 1's,
+        // which also serves every request while no host name is mapped. A clinic's own name,
+        // sender, portal address and time zone override the deployment's variables; NULL
+        // keeps them.
+        "CREATE TABLE clinics (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+        mail_from TEXT,
+        portal_url TEXT,
+        time_zone TEXT,
+        created_at TEXT NOT NULL
+    )",
+        "INSERT INTO clinics (id, created_at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+        // Clinic 1's count is the one counted so far (renamed below); each new clinic's
+        // starts at zero.
+        "CREATE TRIGGER clinic_counted AFTER INSERT ON clinics
+        BEGIN INSERT INTO counters (name, value) VALUES ('clients/' || NEW.id, 0); END",
+        // The host names each clinic answers on, as `clinics::normalise_host` writes them.
+        "CREATE TABLE clinic_hosts (
+        host TEXT PRIMARY KEY,
+        clinic_id INTEGER NOT NULL REFERENCES clinics (id)
+    ) WITHOUT ROWID",
+        "CREATE INDEX clinic_hosts_by_clinic ON clinic_hosts (clinic_id)",
+        // A staff email is unique within its clinic only: the table is rebuilt, as
+        // mail_deliveries was in migration 4.
+        "PRAGMA defer_foreign_keys = ON",
+        "CREATE TABLE staff_copy AS SELECT * FROM staff",
+        "DROP TABLE staff",
+        "CREATE TABLE staff (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL REFERENCES clinics (id),
+        email TEXT NOT NULL COLLATE NOCASE,
+        display_name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('case_manager', 'admin')),
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+        created_at TEXT NOT NULL,
+        UNIQUE (clinic_id, email)
+    )",
+        "INSERT INTO staff (id, clinic_id, email, display_name, role, status, created_at)
+        SELECT id, 1, email, display_name, role, status, created_at FROM staff_copy",
+        "DROP TABLE staff_copy",
+        // SQLite adds a column with a default but without a reference while foreign keys are
+        // on; the triggers below keep a row's clinic its owner's.
+        "ALTER TABLE clients ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "DROP INDEX clients_by_key",
+        "DROP INDEX clients_by_first_key",
+        "DROP INDEX clients_by_dob",
+        "CREATE INDEX clients_by_key ON clients (clinic_id, last_key, first_key, id)",
+        "CREATE INDEX clients_by_first_key ON clients (clinic_id, first_key, last_key, id)",
+        "CREATE INDEX clients_by_dob ON clients (clinic_id, dob, id)",
+        "UPDATE counters SET name = 'clients/1' WHERE name = 'clients'",
+        "DROP TRIGGER clients_counted_insert",
+        "DROP TRIGGER clients_counted_delete",
+        "CREATE TRIGGER clients_counted_insert AFTER INSERT ON clients
+        BEGIN UPDATE counters SET value = value + 1 WHERE name = 'clients/' || NEW.clinic_id; END",
+        "CREATE TRIGGER clients_counted_delete AFTER DELETE ON clients
+        BEGIN UPDATE counters SET value = value - 1 WHERE name = 'clients/' || OLD.clinic_id; END",
+        "ALTER TABLE caseload_assignments ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "CREATE TRIGGER assignments_one_clinic BEFORE INSERT ON caseload_assignments
+        WHEN NEW.clinic_id IS NOT (SELECT clinic_id FROM staff WHERE id = NEW.staff_id)
+          OR NEW.clinic_id IS NOT (SELECT clinic_id FROM clients WHERE id = NEW.client_id)
+        BEGIN SELECT RAISE(ABORT, 'a caseload assignment joins one clinic''s staff and client'); END",
+        "ALTER TABLE credentials ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "DROP INDEX credentials_by_username",
+        "CREATE UNIQUE INDEX credentials_by_username ON credentials (clinic_id, owner_kind, username)",
+        "CREATE TRIGGER credentials_one_clinic BEFORE INSERT ON credentials
+        WHEN NEW.clinic_id IS NOT (CASE NEW.owner_kind
+            WHEN 'staff' THEN (SELECT clinic_id FROM staff WHERE id = NEW.owner_id)
+            ELSE (SELECT clinic_id FROM clients WHERE id = NEW.owner_id) END)
+        BEGIN SELECT RAISE(ABORT, 'a credential belongs to its owner''s clinic'); END",
+        // A clinic's counters are its own, keyed within it.
+        "CREATE TABLE sign_in_throttle_copy AS SELECT * FROM sign_in_throttle",
+        "DROP TABLE sign_in_throttle",
+        "CREATE TABLE sign_in_throttle (
+        clinic_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        window_started_at INTEGER NOT NULL,
+        locked_until INTEGER NOT NULL DEFAULT 0,
+        refused INTEGER NOT NULL DEFAULT 0,
+        account TEXT,
+        PRIMARY KEY (clinic_id, key)
+    ) WITHOUT ROWID",
+        "INSERT INTO sign_in_throttle (clinic_id, key, attempts, window_started_at, locked_until, refused, account)
+        SELECT 1, key, attempts, window_started_at, locked_until, refused, account FROM sign_in_throttle_copy",
+        "DROP TABLE sign_in_throttle_copy",
+        "CREATE INDEX sign_in_throttle_by_account ON sign_in_throttle (clinic_id, account) WHERE account IS NOT NULL",
+        "ALTER TABLE one_time_tokens ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        // One audit chain per clinic: each entry links to its clinic's previous one.
+        "ALTER TABLE audit_log ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "DROP INDEX audit_by_subject",
+        "CREATE INDEX audit_by_subject ON audit_log (clinic_id, subject, seq)",
+        "CREATE INDEX audit_by_clinic ON audit_log (clinic_id, seq)",
+        "ALTER TABLE mail_deliveries ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE portal_resets ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "DROP INDEX portal_resets_pending",
+        "CREATE INDEX portal_resets_pending ON portal_resets (clinic_id, username) WHERE status = 'pending'",
+        "ALTER TABLE session_index ADD COLUMN clinic_id INTEGER NOT NULL DEFAULT 1",
+        "DROP INDEX session_index_by_start",
+        "CREATE INDEX session_index_by_start ON session_index (clinic_id, started_at)",
+    ],
 ];
 
 /// Work that SQL cannot do, on the rows a migration changed.
@@ -375,6 +478,60 @@ pub fn migrate(db: &dyn Db) -> Result<(), StorageError> {
 mod tests {
     use super::*;
     use crate::native::NativeDb;
+
+    /// Tables that hold no one clinic's data: the clinics themselves, the provider's
+    /// webhook calls (one provider account serves the deployment), and counters whose names
+    /// carry the clinic (`clients/<clinic>`).
+    const DEPLOYMENT_TABLES: [&str; 3] = ["clinics", "webhook_events", "counters"];
+
+    #[test]
+    fn every_table_that_holds_clinic_data_has_the_clinic() {
+        let db = NativeDb::in_memory().unwrap();
+        migrate(&db).unwrap();
+        let tables = db
+            .execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                &[],
+            )
+            .unwrap()
+            .texts(0);
+        assert!(tables.len() > 10, "{tables:?}");
+        for table in tables
+            .iter()
+            .filter(|t| !DEPLOYMENT_TABLES.contains(&t.as_str()))
+        {
+            let columns = db
+                .execute(
+                    &format!("SELECT name, \"notnull\" FROM pragma_table_info('{table}')"),
+                    &[],
+                )
+                .unwrap();
+            let clinic = columns.iter().find(|r| r.text(0) == Some("clinic_id"));
+            assert!(
+                clinic.is_some_and(|r| r.int(1) == Some(1)),
+                "{table} holds a clinic's data but has no clinic_id NOT NULL"
+            );
+        }
+        // Every index on a clinic table leads with the clinic, or with a key that is unique
+        // across clinics (an id, a token's hash).
+        let indexes = db
+            .execute(
+                "SELECT m.name, m.tbl_name, (SELECT name FROM pragma_index_info(m.name) WHERE seqno = 0)
+                 FROM sqlite_schema m WHERE m.type = 'index' AND m.sql IS NOT NULL",
+                &[],
+            )
+            .unwrap();
+        for r in indexes.iter() {
+            let (name, table, first) = (r.text(0).unwrap(), r.text(1).unwrap(), r.text(2));
+            if DEPLOYMENT_TABLES.contains(&table) {
+                continue;
+            }
+            assert!(
+                matches!(first, Some("clinic_id" | "client_id" | "provider")),
+                "index {name} on {table} starts with {first:?}, not the clinic"
+            );
+        }
+    }
 
     #[test]
     fn migrating_twice_changes_nothing() {

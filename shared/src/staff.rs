@@ -63,7 +63,7 @@ fn select(
         &format!(
             "SELECT s.id, s.email, s.display_name, s.role, s.status, c.username, c.last_sign_in_at
              FROM staff s LEFT JOIN credentials c ON c.owner_kind = 'staff' AND c.owner_id = s.id
-             WHERE {filter}"
+             WHERE s.clinic_id = ?1 AND {filter}"
         ),
         params,
     )?;
@@ -132,7 +132,7 @@ pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<
     let now = ctx.clock.now();
     let id = transaction(ctx.db, || {
         let taken = ctx.db.execute(
-            "SELECT 1 FROM staff WHERE email = ?",
+            "SELECT 1 FROM staff WHERE clinic_id = ?1 AND email = ?",
             &[email.as_ref().into()],
         )?;
         if taken.first().is_some() {
@@ -145,7 +145,7 @@ pub fn add(ctx: &Ctx<'_>, admin: Account, role: Role, new: &NewStaff) -> Result<
         let id = ctx
             .db
             .execute(
-                "INSERT INTO staff (email, display_name, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                "INSERT INTO staff (clinic_id, email, display_name, role, created_at) VALUES (?1, ?, ?, ?, ?) RETURNING id",
                 &[email.as_ref().into(), name.as_ref().into(), new_role.as_str().into(), now.to_string().into()],
             )?
             .first()
@@ -205,7 +205,10 @@ pub fn assign(
     };
     if ctx
         .db
-        .execute("SELECT 1 FROM clients WHERE id = ?", &[client.into()])?
+        .execute(
+            "SELECT 1 FROM clients WHERE clinic_id = ?1 AND id = ?",
+            &[client.into()],
+        )?
         .first()
         .is_none()
     {
@@ -214,7 +217,7 @@ pub fn assign(
     if ctx
         .db
         .execute(
-            "SELECT 1 FROM staff WHERE id = ? AND status = 'active'",
+            "SELECT 1 FROM staff WHERE clinic_id = ?1 AND id = ? AND status = 'active'",
             &[a.staff_id.into()],
         )?
         .first()
@@ -228,7 +231,7 @@ pub fn assign(
     let today = ctx.today().to_string();
     transaction(ctx.db, || {
         ctx.db.execute(
-            "INSERT INTO caseload_assignments (staff_id, client_id, role, date_assigned) VALUES (?, ?, ?, ?)
+            "INSERT INTO caseload_assignments (clinic_id, staff_id, client_id, role, date_assigned) VALUES (?1, ?, ?, ?, ?)
              ON CONFLICT (staff_id, client_id) DO UPDATE SET role = excluded.role",
             &[a.staff_id.into(), client.into(), case_role.into(), today.as_str().into()],
         )?;
@@ -287,7 +290,7 @@ pub fn set_status(
         }
         if status == "disabled" && current.role == Role::Admin.as_str() {
             let others = ctx.db.execute(
-                "SELECT count(*) FROM staff WHERE role = 'admin' AND status = 'active' AND id != ?",
+                "SELECT count(*) FROM staff WHERE clinic_id = ?1 AND role = 'admin' AND status = 'active' AND id != ?",
                 &[staff_id.into()],
             )?;
             if others.first().and_then(|r| r.int(0)).unwrap_or(0) == 0 {
@@ -298,7 +301,7 @@ pub fn set_status(
             }
         }
         ctx.db.execute(
-            "UPDATE staff SET status = ? WHERE id = ?",
+            "UPDATE staff SET status = ?2 WHERE clinic_id = ?1 AND id = ?",
             &[status.into(), staff_id.into()],
         )?;
         if status == "disabled" {
@@ -427,7 +430,7 @@ pub fn unassign(
     admin_only(role)?;
     transaction(ctx.db, || {
         let removed = ctx.db.execute(
-            "DELETE FROM caseload_assignments WHERE client_id = ? AND staff_id = ? RETURNING role",
+            "DELETE FROM caseload_assignments WHERE clinic_id = ?1 AND client_id = ? AND staff_id = ? RETURNING role",
             &[client.into(), staff_id.into()],
         )?;
         let Some(case_role) = removed.first().and_then(|r| r.text(0).map(str::to_string)) else {
@@ -532,7 +535,8 @@ mod tests {
     use crate::testing::World;
 
     fn id(w: &World, sql: &str) -> i64 {
-        w.db.execute(sql, &[])
+        w.raw()
+            .execute(sql, &[])
             .unwrap()
             .first()
             .and_then(|r| r.int(0))
@@ -626,11 +630,12 @@ mod tests {
         assert_eq!(refused.unwrap_err().code, "forbidden");
         let own = set_status(&ctx, admin, Role::Admin, admin.id, &change("disabled"));
         assert_eq!(own.unwrap_err().code, "forbidden");
-        w.db.execute(
-            "UPDATE staff SET role = 'admin' WHERE id = ?",
-            &[casey.id.into()],
-        )
-        .unwrap();
+        w.raw()
+            .execute(
+                "UPDATE staff SET role = 'admin' WHERE id = ?",
+                &[casey.id.into()],
+            )
+            .unwrap();
         // Casey, now an administrator, may disable the other one, but not then herself.
         set_status(&ctx, casey, Role::Admin, admin.id, &change("disabled")).unwrap();
         let last = set_status(&ctx, admin, Role::Admin, casey.id, &change("disabled"));

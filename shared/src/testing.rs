@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 
+use crate::clinics::{FIRST, Scoped, ScopedKv};
 use crate::ctx::Ctx;
 use crate::native::{NativeDb, NativeKv};
 use crate::ports::Clock;
@@ -17,9 +18,10 @@ impl Clock for FixedClock {
 }
 
 /// Migrated storage with the demo data, the default settings, and the clock at a fixed time.
+/// `db` and `kv` are clinic 1's view, as a request's; [`World::raw`] is the whole database.
 pub struct World {
-    pub db: NativeDb,
-    pub kv: NativeKv,
+    pub db: Scoped<NativeDb>,
+    pub kv: ScopedKv<NativeKv>,
     pub clock: FixedClock,
     pub settings: Settings,
 }
@@ -31,10 +33,25 @@ impl World {
         let clock = FixedClock(Cell::new(1_800_000_000));
         crate::demo::load_if_empty(&db, &clock).unwrap();
         Self {
-            db,
-            kv: NativeKv::in_memory().unwrap(),
+            db: Scoped::new(db, FIRST),
+            kv: ScopedKv::new(NativeKv::in_memory().unwrap(), FIRST),
             clock,
             settings: Settings::default(),
+        }
+    }
+
+    /// The whole database, for a test's own look.
+    pub fn raw(&self) -> &NativeDb {
+        self.db.unscoped()
+    }
+
+    /// The deployment's context, over every clinic (delivery webhooks).
+    pub fn deployment_ctx(&self) -> Ctx<'_> {
+        Ctx {
+            db: self.db.unscoped(),
+            kv: self.kv.unscoped(),
+            clock: &self.clock,
+            settings: &self.settings,
         }
     }
 

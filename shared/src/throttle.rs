@@ -101,12 +101,12 @@ pub fn reserve(
     }
     transaction(db, || {
         db.execute(
-            "DELETE FROM sign_in_throttle WHERE key = ? AND window_started_at <= ? AND locked_until <= ?",
+            "DELETE FROM sign_in_throttle WHERE clinic_id = ?1 AND key = ? AND window_started_at <= ? AND locked_until <= ?",
             &[key.into(), (now - limit.window).into(), now.into()],
         )?;
         let rows = db.execute(
-            "INSERT INTO sign_in_throttle (key, attempts, window_started_at, account) VALUES (?, 1, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET attempts = attempts + 1 WHERE locked_until <= ?
+            "INSERT INTO sign_in_throttle (clinic_id, key, attempts, window_started_at, account) VALUES (?1, ?, 1, ?, ?)
+             ON CONFLICT (clinic_id, key) DO UPDATE SET attempts = attempts + 1 WHERE locked_until <= ?
              RETURNING attempts",
             &[key.into(), now.into(), account.map(str::to_string).into(), now.into()],
         )?;
@@ -119,7 +119,7 @@ pub fn reserve(
         };
         if let Some(lock) = limit.lock_after(attempts - 1) {
             db.execute(
-                "UPDATE sign_in_throttle SET locked_until = ?, refused = 0 WHERE key = ?",
+                "UPDATE sign_in_throttle SET locked_until = ?2, refused = 0 WHERE clinic_id = ?1 AND key = ?",
                 &[(now + lock).into(), key.into()],
             )?;
         }
@@ -146,14 +146,14 @@ impl Limit {
 /// Counts a refusal if `key` is locked now.
 fn count_refusal(db: &dyn Db, key: &str, now: i64) -> Result<Option<Refused>, StorageError> {
     let locked = db.execute(
-        "SELECT locked_until FROM sign_in_throttle WHERE key = ? AND locked_until > ?",
+        "SELECT locked_until FROM sign_in_throttle WHERE clinic_id = ?1 AND key = ? AND locked_until > ?",
         &[key.into(), now.into()],
     )?;
     let Some(until) = locked.first().and_then(|r| r.int(0)) else {
         return Ok(None);
     };
     let counted = db.execute(
-        "UPDATE sign_in_throttle SET refused = refused + 1 WHERE key = ? RETURNING refused",
+        "UPDATE sign_in_throttle SET refused = refused + 1 WHERE clinic_id = ?1 AND key = ? RETURNING refused",
         &[key.into()],
     )?;
     Ok(Some(Refused {
@@ -168,7 +168,7 @@ fn count_refusal(db: &dyn Db, key: &str, now: i64) -> Result<Option<Refused>, St
 pub fn refund(db: &dyn Db, key: &str, limit: Limit) -> Result<(), StorageError> {
     db.execute(
         "UPDATE sign_in_throttle SET attempts = max(attempts - 1, 0),
-         locked_until = CASE WHEN attempts - 1 < ? THEN 0 ELSE locked_until END WHERE key = ?",
+         locked_until = CASE WHEN attempts - 1 < ?2 THEN 0 ELSE locked_until END WHERE clinic_id = ?1 AND key = ?",
         &[limit.attempts.into(), key.into()],
     )?;
     Ok(())
@@ -178,7 +178,7 @@ pub fn refund(db: &dyn Db, key: &str, limit: Limit) -> Result<(), StorageError> 
 pub fn is_locked(db: &dyn Db, key: &str, now: i64) -> Result<bool, StorageError> {
     Ok(db
         .execute(
-            "SELECT 1 FROM sign_in_throttle WHERE key = ? AND locked_until > ?",
+            "SELECT 1 FROM sign_in_throttle WHERE clinic_id = ?1 AND key = ? AND locked_until > ?",
             &[key.into(), now.into()],
         )?
         .first()
@@ -187,14 +187,17 @@ pub fn is_locked(db: &dyn Db, key: &str, now: i64) -> Result<bool, StorageError>
 
 /// Forgets the attempts of a key (after a successful sign-in).
 pub fn clear(db: &dyn Db, key: &str) -> Result<(), StorageError> {
-    db.execute("DELETE FROM sign_in_throttle WHERE key = ?", &[key.into()])?;
+    db.execute(
+        "DELETE FROM sign_in_throttle WHERE clinic_id = ?1 AND key = ?",
+        &[key.into()],
+    )?;
     Ok(())
 }
 
 /// Forgets an account's attempts from every network (a staff member reset its password).
 pub fn clear_account(db: &dyn Db, account_key: &str) -> Result<(), StorageError> {
     db.execute(
-        "DELETE FROM sign_in_throttle WHERE key = ?1 OR account = ?1",
+        "DELETE FROM sign_in_throttle WHERE clinic_id = ?1 AND (key = ?2 OR account = ?2)",
         &[account_key.into()],
     )?;
     Ok(())
@@ -208,7 +211,7 @@ pub fn account_locks(
 ) -> Result<std::collections::HashMap<String, i64>, StorageError> {
     let rows = db.execute(
         "SELECT coalesce(account, key), max(locked_until) FROM sign_in_throttle
-         WHERE locked_until > ? GROUP BY 1",
+         WHERE clinic_id = ?1 AND locked_until > ? GROUP BY 1",
         &[now.into()],
     )?;
     Ok(rows
@@ -220,16 +223,17 @@ pub fn account_locks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clinics::{ClinicId, FIRST, Scoped};
     use crate::native::NativeDb;
     use crate::schema::migrate;
 
-    fn db() -> NativeDb {
+    fn db() -> Scoped<NativeDb> {
         let db = NativeDb::in_memory().unwrap();
         migrate(&db).unwrap();
-        db
+        Scoped::new(db, FIRST)
     }
 
-    fn go(db: &NativeDb, k: &str, limit: Limit, now: i64) -> Result<(), u64> {
+    fn go(db: &dyn Db, k: &str, limit: Limit, now: i64) -> Result<(), u64> {
         reserve(db, k, limit, now, None)
             .unwrap()
             .map(|_| ())
@@ -299,6 +303,7 @@ mod tests {
             assert!(matches!(again, Err(Refused { first: false, .. })));
         }
         let rows = db
+            .unscoped()
             .execute("SELECT count(*), sum(refused) FROM sign_in_throttle", &[])
             .unwrap();
         let row = rows.first().unwrap();
@@ -340,6 +345,19 @@ mod tests {
         assert!(is_locked(&db, &pair, 1).unwrap());
         clear_account(&db, &account).unwrap();
         assert!(!is_locked(&db, &pair, 1).unwrap());
+    }
+
+    #[test]
+    fn the_same_name_in_another_clinic_has_its_own_counter() {
+        let north = db();
+        let south = Scoped::new(north.unscoped(), ClinicId(2));
+        let k = key("account", "staff:casey@example.org");
+        for _ in 0..PER_ACCOUNT_AND_NETWORK.attempts {
+            go(&north, &k, PER_ACCOUNT_AND_NETWORK, 0).unwrap();
+        }
+        assert!(go(&north, &k, PER_ACCOUNT_AND_NETWORK, 0).is_err());
+        assert_eq!(go(&south, &k, PER_ACCOUNT_AND_NETWORK, 0), Ok(()));
+        assert!(!is_locked(&south, &k, 0).unwrap());
     }
 
     #[test]

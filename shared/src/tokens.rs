@@ -44,14 +44,14 @@ fn session_key(token: &str) -> String {
 }
 
 fn session_key_of_hash(hash: &str) -> String {
-    format!("caseport/session/{hash}")
+    format!("session/{hash}")
 }
 
 /// The account's current session epoch; sessions of an older epoch are revoked.
 fn current_epoch(db: &dyn Db, account: Account) -> Result<Option<i64>, StorageError> {
     Ok(db
         .execute(
-            "SELECT session_epoch FROM credentials WHERE owner_kind = ? AND owner_id = ?",
+            "SELECT session_epoch FROM credentials WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
             &[account.kind.as_str().into(), account.id.into()],
         )?
         .first()
@@ -85,7 +85,7 @@ pub fn start_session(
     let bytes = serde_json::to_vec(&stored).map_err(|e| StorageError::new(e.to_string()))?;
     kv.set(&session_key(token.expose()), &bytes)?;
     db.execute(
-        "INSERT INTO session_index (token_hash, started_at) VALUES (?, ?)",
+        "INSERT INTO session_index (clinic_id, token_hash, started_at) VALUES (?1, ?, ?)",
         &[token_hash(token.expose()).into(), now.into()],
     )?;
     Ok(token)
@@ -96,8 +96,8 @@ pub fn start_session(
 fn sweep_sessions(db: &dyn Db, kv: &dyn Kv, before: i64) -> Result<(), StorageError> {
     let stale = db.execute(
         &format!(
-            "DELETE FROM session_index WHERE token_hash IN
-             (SELECT token_hash FROM session_index WHERE started_at < ? ORDER BY started_at LIMIT {SWEEP})
+            "DELETE FROM session_index WHERE clinic_id = ?1 AND token_hash IN
+             (SELECT token_hash FROM session_index WHERE clinic_id = ?1 AND started_at < ? ORDER BY started_at LIMIT {SWEEP})
              RETURNING token_hash"
         ),
         &[before.into()],
@@ -148,7 +148,7 @@ pub fn authenticate(
 pub fn end_session(db: &dyn Db, kv: &dyn Kv, token: &str) -> Result<(), StorageError> {
     kv.delete(&session_key(token))?;
     db.execute(
-        "DELETE FROM session_index WHERE token_hash = ?",
+        "DELETE FROM session_index WHERE clinic_id = ?1 AND token_hash = ?",
         &[token_hash(token).into()],
     )?;
     Ok(())
@@ -157,7 +157,7 @@ pub fn end_session(db: &dyn Db, kv: &dyn Kv, token: &str) -> Result<(), StorageE
 /// Revokes every session of the account (the next check of each fails).
 pub fn revoke_all_sessions(db: &dyn Db, account: Account) -> Result<(), StorageError> {
     db.execute(
-        "UPDATE credentials SET session_epoch = session_epoch + 1 WHERE owner_kind = ? AND owner_id = ?",
+        "UPDATE credentials SET session_epoch = session_epoch + 1 WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
         &[account.kind.as_str().into(), account.id.into()],
     )?;
     Ok(())
@@ -190,7 +190,7 @@ pub fn issue_one_time(
 ) -> Result<Token, StorageError> {
     let token = new_token()?;
     db.execute(
-        "INSERT INTO one_time_tokens (token_hash, purpose, owner_kind, owner_id, expires_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO one_time_tokens (clinic_id, token_hash, purpose, owner_kind, owner_id, expires_at) VALUES (?1, ?, ?, ?, ?, ?)",
         &[
             token_hash(token.expose()).into(),
             purpose.as_str().into(),
@@ -218,7 +218,7 @@ pub fn peek_one_time(
     now: i64,
 ) -> Result<Option<Account>, StorageError> {
     let rows = db.execute(
-        "SELECT owner_kind, owner_id FROM one_time_tokens WHERE token_hash = ? AND purpose = ? AND expires_at > ?",
+        "SELECT owner_kind, owner_id FROM one_time_tokens WHERE clinic_id = ?1 AND token_hash = ? AND purpose = ? AND expires_at > ?",
         &[token_hash(token).into(), purpose.as_str().into(), now.into()],
     )?;
     Ok(account_of(&rows))
@@ -233,7 +233,7 @@ pub fn take_one_time(
     now: i64,
 ) -> Result<Option<Account>, StorageError> {
     let rows = db.execute(
-        "DELETE FROM one_time_tokens WHERE token_hash = ? AND purpose = ? RETURNING owner_kind, owner_id, expires_at",
+        "DELETE FROM one_time_tokens WHERE clinic_id = ?1 AND token_hash = ? AND purpose = ? RETURNING owner_kind, owner_id, expires_at",
         &[token_hash(token).into(), purpose.as_str().into()],
     )?;
     let valid = rows
@@ -246,7 +246,7 @@ pub fn take_one_time(
 /// Drops every one-time token of an account (a new reset makes older links useless).
 pub fn drop_one_time_tokens(db: &dyn Db, account: Account) -> Result<(), StorageError> {
     db.execute(
-        "DELETE FROM one_time_tokens WHERE owner_kind = ? AND owner_id = ?",
+        "DELETE FROM one_time_tokens WHERE clinic_id = ?1 AND owner_kind = ? AND owner_id = ?",
         &[account.kind.as_str().into(), account.id.into()],
     )?;
     Ok(())
@@ -255,21 +255,22 @@ pub fn drop_one_time_tokens(db: &dyn Db, account: Account) -> Result<(), Storage
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clinics::{FIRST, Scoped};
     use crate::domain::AccountKind;
     use crate::native::{NativeDb, NativeKv};
 
     struct World {
-        db: NativeDb,
+        db: Scoped<NativeDb>,
         kv: NativeKv,
     }
 
     #[test]
     fn abandoned_sessions_leave_key_value_once_past_their_lifetime() {
         let w = World {
-            db: NativeDb::in_memory().unwrap(),
+            db: Scoped::new(NativeDb::in_memory().unwrap(), FIRST),
             kv: NativeKv::in_memory().unwrap(),
         };
-        crate::schema::migrate(&w.db).unwrap();
+        crate::schema::migrate(w.db.unscoped()).unwrap();
         let casey = Account {
             kind: AccountKind::Staff,
             id: 2,
@@ -296,7 +297,8 @@ mod tests {
         assert!(old.iter().all(|t| !stored(t)));
         assert!(stored(&recent) && stored(&new));
         let indexed =
-            w.db.execute("SELECT count(*) FROM session_index", &[])
+            w.db.unscoped()
+                .execute("SELECT count(*) FROM session_index", &[])
                 .unwrap()
                 .first()
                 .and_then(|r| r.int(0));

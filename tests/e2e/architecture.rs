@@ -115,6 +115,108 @@ fn components_hold_no_sql() {
     }
 }
 
+/// The string literals of Rust source `text`, in order (char literals such as `'"'` skipped).
+fn string_literals(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' && chars.get(i + 2) == Some(&'\'') {
+            i += 3;
+            continue;
+        }
+        if c == '\'' && chars.get(i + 1) == Some(&'\\') && chars.get(i + 3) == Some(&'\'') {
+            i += 4;
+            continue;
+        }
+        if c != '"' {
+            i += 1;
+            continue;
+        }
+        let mut s = String::new();
+        i += 1;
+        while i < chars.len() && chars[i] != '"' {
+            if chars[i] == '\\' {
+                i += 1;
+            }
+            if let Some(&ch) = chars.get(i) {
+                s.push(ch);
+            }
+            i += 1;
+        }
+        out.push(s);
+        i += 1;
+    }
+    out
+}
+
+/// Statements in `shared/src` that are the deployment's, not one clinic's, each with why.
+const DEPLOYMENT_STATEMENTS: &[(&str, &str)] = &[
+    // Checking every clinic's audit chain names each clinic in turn.
+    ("audit.rs", "SELECT id FROM clinics"),
+    // A provider's delivery webhook may be about any clinic's email (one provider account).
+    ("deliveries.rs", "FROM mail_deliveries WHERE provider = ?"),
+    ("reset.rs", "webhook_events"),
+    // The demo creates its clinics and host names, then fills each through its scope.
+    ("demo.rs", "SELECT 1 FROM staff LIMIT 1"),
+    ("demo.rs", "INSERT INTO clinics"),
+    ("demo.rs", "INSERT INTO clinic_hosts"),
+    // The caseload page's statement is assembled: its filter starts `WHERE c.clinic_id = ?1`.
+    ("caseload.rs", "{from} {filter}"),
+];
+
+#[test]
+fn every_statement_of_the_rules_names_its_clinic() {
+    // The scoped database refuses a statement without `?1` when it runs; this finds one
+    // before it ever runs, including on paths no other test takes.
+    let mut files = Vec::new();
+    rust_files(&root().join("shared/src"), &mut files);
+    let mut statements = 0;
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        // The schema and the storage adapters are below the scope; `clinics` is the scope.
+        if [
+            "schema.rs",
+            "native.rs",
+            "testing.rs",
+            "clinics.rs",
+            "tests.rs",
+        ]
+        .contains(&name.as_str())
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
+        for literal in string_literals(code) {
+            let flat = literal.split_whitespace().collect::<Vec<_>>().join(" ");
+            let is_sql = ["SELECT ", "INSERT INTO ", "UPDATE ", "DELETE FROM "]
+                .iter()
+                .any(|k| flat.starts_with(k))
+                && flat.contains(['?', ' ']);
+            if !is_sql || flat.contains("?1") {
+                statements += usize::from(is_sql);
+                continue;
+            }
+            assert!(
+                DEPLOYMENT_STATEMENTS
+                    .iter()
+                    .any(|(file, part)| *file == name && flat.contains(part)),
+                "{}: a statement that does not bind its clinic as ?1: {flat}",
+                f.display()
+            );
+        }
+    }
+    assert!(
+        statements > 80,
+        "only {statements} statements found: is the scan still reading them?"
+    );
+}
+
 #[test]
 fn the_code_is_formatted() {
     let status =

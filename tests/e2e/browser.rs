@@ -66,7 +66,12 @@ fn casey_adds(app: &Server, body: &Value) -> Value {
 
 /// Signs `who` in on the staff sign-in page.
 fn staff_sign_in(app: &Server, b: &Browser, who: (&str, &str)) {
-    b.goto(&app.url("/staff/"));
+    staff_sign_in_at(&app.url(""), b, who);
+}
+
+/// Signs `who` in to the staff console at `base` (a server's address under one host name).
+fn staff_sign_in_at(base: &str, b: &Browser, who: (&str, &str)) {
+    b.goto(&format!("{base}/staff/"));
     b.fill("input[name=username]", who.0);
     b.fill("input[name=password]", who.1);
     b.click_text("button", "Sign in");
@@ -83,7 +88,12 @@ const SEED_ROWS: [&str; 6] = [
 
 /// Casey's part of scenario 1 by mouse, up to the answer of Reset and Send New.
 fn casey_resets_jane(app: &Server, b: &Browser, shots: &str) {
-    staff_sign_in(app, b, CASEY);
+    casey_resets_jane_at(&app.url(""), b, shots);
+}
+
+/// The help page's scenario one up to the sent email, at `base`.
+fn casey_resets_jane_at(base: &str, b: &Browser, shots: &str) {
+    staff_sign_in_at(base, b, CASEY);
     b.wait_text("Showing 1 to 6 of 6 rows");
     let table = b.text(&b.find("table.caseload"));
     for name in SEED_ROWS {
@@ -120,6 +130,70 @@ fn emailed_password(app: &Server, to: &str) -> String {
     temporary_password_in(message["text"].as_str().unwrap()).unwrap()
 }
 
+/// Jane signs in to the portal at `base` with the emailed `temporary` password, must choose
+/// `new` (the live hint shown on the way), sees her home page and signs out.
+fn jane_chooses_her_password(base: &str, b: &Browser, temporary: &str, new: &str, shots: &str) {
+    b.goto(&format!("{base}/portal/"));
+    b.fill("input[name=username]", "jdoe123@hotmail.com");
+    b.fill("input[name=password]", temporary);
+    b.click_text("button", "Sign in");
+    b.wait_text("Choose your new password");
+    b.fill("input[name=new_password]", "short");
+    b.wait_text("(5 so far)");
+    b.fill("input[name=new_password]", new);
+    b.fill("input[name=new_password_again]", new);
+    b.wait_text("✓ Both entries match");
+    b.screenshot(&format!("{shots}-6-portal-change"));
+    b.click_text("button", "Save my new password");
+    b.wait_text("Welcome, Jane Doe");
+    b.wait_text("02/19/2013");
+    b.screenshot(&format!("{shots}-7-portal-home"));
+    b.click_text("button", "Sign out");
+    b.wait_text("You are signed out.");
+}
+
+#[test]
+fn the_seeds_scenario_runs_in_each_demo_clinic_and_stays_in_it() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    for (host, password) in [
+        ("north.localhost", "lantern river quiet meadow"),
+        ("south.localhost", "copper kettle autumn harbor"),
+    ] {
+        let base = app.url_at(host, "");
+        casey_resets_jane_at(&base, &b, &format!("clinic-{host}"));
+        let temporary = emailed_password(&app, "jdoe123@hotmail.com");
+        jane_chooses_her_password(&base, &b, &temporary, password, &format!("clinic-{host}"));
+    }
+    // Each clinic's Jane has the password she chose there, and only there.
+    let sign_in = |host: &str, password: &str| {
+        app.call(
+            "POST",
+            "/api/auth/login",
+            Some(&serde_json::json!({ "realm": "portal", "username": "jdoe123@hotmail.com", "password": password })),
+            &[("host", &format!("{host}:{}", app.port()))],
+        )
+        .status
+    };
+    assert_eq!(
+        sign_in("north.localhost", "lantern river quiet meadow"),
+        200
+    );
+    assert_eq!(
+        sign_in("south.localhost", "copper kettle autumn harbor"),
+        200
+    );
+    assert_eq!(
+        sign_in("south.localhost", "lantern river quiet meadow"),
+        401
+    );
+    assert_eq!(
+        sign_in("north.localhost", "copper kettle autumn harbor"),
+        401
+    );
+    b.assert_clean_console();
+}
+
 #[test]
 fn scenario_one_in_the_browser() {
     let app = demo();
@@ -135,26 +209,13 @@ fn scenario_one_in_the_browser() {
     let temporary = emailed_password(&app, "jdoe123@hotmail.com");
 
     // Jane, in the portal: the temporary password, the forced change, her home page.
-    b.goto(&app.url("/portal/"));
-    b.fill("input[name=username]", "jdoe123@hotmail.com");
-    b.fill("input[name=password]", &temporary);
-    b.click_text("button", "Sign in");
-    b.wait_text("Choose your new password");
-    b.fill("input[name=new_password]", "short");
-    b.wait_text("(5 so far)");
-    b.fill("input[name=new_password]", "lantern river quiet meadow");
-    b.fill(
-        "input[name=new_password_again]",
+    jane_chooses_her_password(
+        &app.url(""),
+        &b,
+        &temporary,
         "lantern river quiet meadow",
+        "scenario1",
     );
-    b.wait_text("✓ Both entries match");
-    b.screenshot("scenario1-6-portal-change");
-    b.click_text("button", "Save my new password");
-    b.wait_text("Welcome, Jane Doe");
-    b.wait_text("02/19/2013");
-    b.screenshot("scenario1-7-portal-home");
-    b.click_text("button", "Sign out");
-    b.wait_text("You are signed out.");
     // The temporary password no longer works.
     b.fill("input[name=username]", "jdoe123@hotmail.com");
     b.fill("input[name=password]", &temporary);

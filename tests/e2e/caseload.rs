@@ -655,7 +655,7 @@ fn every_view_and_change_is_audited() {
         );
     }
     assert!(matches!(
-        caseport_shared::audit::verify(&db).unwrap(),
+        caseport_shared::audit::verify_all(&db).unwrap(),
         caseport_shared::audit::Verdict::Intact { .. }
     ));
 }

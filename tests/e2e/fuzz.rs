@@ -30,7 +30,7 @@ fn the_api_keeps_its_contract_under_generated_requests() {
     }
     // The server survived it all, and the audit chain still verifies.
     assert_eq!(app.get("/api/auth/me").status, 401);
-    let verdict = caseport_shared::audit::verify(&app.db()).unwrap();
+    let verdict = caseport_shared::audit::verify_all(&app.db()).unwrap();
     assert!(
         matches!(verdict, caseport_shared::audit::Verdict::Intact { .. }),
         "{verdict:?}"

@@ -9,6 +9,7 @@ mod architecture;
 mod browser;
 mod caseload;
 mod caseport_app;
+mod clinics;
 mod deploy;
 mod faults;
 mod fuzz;

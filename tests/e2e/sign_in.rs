@@ -35,7 +35,7 @@ fn count(db: &dyn Db, sql: &str) -> i64 {
 fn jane_id(db: &dyn Db) -> i64 {
     count(
         db,
-        "SELECT id FROM clients WHERE last_name = 'Doe' AND first_name = 'Jane'",
+        "SELECT id FROM clients WHERE clinic_id = 1 AND last_name = 'Doe' AND first_name = 'Jane'",
     )
 }
 
@@ -425,7 +425,10 @@ fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
     // Only the failed sign-ins of the unicode usernames were recorded; nothing else.
     let audit_after = count(&db, "SELECT count(*) FROM audit_log");
     assert_eq!(audit_after - audit_before, 4);
-    assert_eq!(count(&db, "SELECT count(*) FROM staff"), 3);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM staff WHERE clinic_id = 1"),
+        3
+    );
 }
 
 #[test]
@@ -491,7 +494,7 @@ fn the_audit_trail_records_each_step_without_passwords_and_detects_tampering() {
         );
     }
     assert!(
-        matches!(audit::verify(&db).unwrap(), Verdict::Intact { entries } if entries == actions.len())
+        matches!(audit::verify_all(&db).unwrap(), Verdict::Intact { entries } if entries == actions.len())
     );
 
     db.execute("DROP TRIGGER audit_log_append_only_update", &[])
@@ -502,7 +505,7 @@ fn the_audit_trail_records_each_step_without_passwords_and_detects_tampering() {
     )
     .unwrap();
     assert!(matches!(
-        audit::verify(&db).unwrap(),
+        audit::verify_all(&db).unwrap(),
         Verdict::Broken { .. }
     ));
 }
@@ -533,8 +536,9 @@ fn forgot_password_answers_alike_and_a_reset_link_works_once() {
         id: jane_id(&db),
     };
     let now = jiff::Timestamp::now().as_second();
-    let token = tokens::issue_one_time(&db, Purpose::Reset, jane, now + 1800).unwrap();
-    let expired = tokens::issue_one_time(&db, Purpose::Reset, jane, now - 1).unwrap();
+    let north = caseport_shared::clinics::Scoped::new(&db, caseport_shared::clinics::FIRST);
+    let token = tokens::issue_one_time(&north, Purpose::Reset, jane, now + 1800).unwrap();
+    let expired = tokens::issue_one_time(&north, Purpose::Reset, jane, now - 1).unwrap();
 
     // Its page asks first whether the link still works; asking does not use it up.
     let check = |t: &str| app.post("/api/auth/reset-link", &json!({ "token": t }));

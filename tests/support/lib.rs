@@ -476,6 +476,12 @@ impl Server {
     }
 
     /// The absolute URL of `path`.
+    /// The address of `path` on this server under another host name (such as a demo
+    /// clinic's `south.localhost`, which browsers resolve to loopback themselves).
+    pub fn url_at(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.base)
     }
@@ -779,14 +785,15 @@ pub fn demo_app() -> Server {
 }
 
 impl Server {
-    /// The id of the (demo) client with this first name.
+    /// The id of the (demo) client with this first name, in clinic 1 (the one the loopback
+    /// address is).
     pub fn client_id(&self, first_name: &str) -> i64 {
         use caseport_shared::ports::Db;
         // Any API request brings the schema and the demo data in.
         let _ = self.get("/api/auth/me");
         self.db()
             .execute(
-                "SELECT id FROM clients WHERE first_name = ?",
+                "SELECT id FROM clients WHERE clinic_id = 1 AND first_name = ?",
                 &[first_name.into()],
             )
             .ok()

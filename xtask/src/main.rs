@@ -498,8 +498,10 @@ fn scale_section() -> Result<()> {
             caseport_shared::native::NativeKv::in_memory().map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = caseport_shared::settings::Settings::default();
         let clock = caseport_shared::ports::SystemClock;
+        let scoped =
+            caseport_shared::clinics::Scoped::new(&recording, caseport_shared::clinics::FIRST);
         let ctx = caseport_shared::ctx::Ctx {
-            db: &recording,
+            db: &scoped,
             kv: &kv,
             clock: &clock,
             settings: &settings,
@@ -692,7 +694,8 @@ fn fuzz_section() -> Result<()> {
         }
     }
     println!("| **all** | **{requests}** | **{failures}** |");
-    let verdict = caseport_shared::audit::verify(&app.db()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let verdict =
+        caseport_shared::audit::verify_all(&app.db()).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "\n{:.0} s; audit chain after the run: {verdict:?}",
         started.elapsed().as_secs_f64()

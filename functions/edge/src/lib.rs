@@ -4,6 +4,7 @@
 pub mod outbound;
 
 use caseport_shared::api_error::{ApiError, Code};
+use caseport_shared::clinics::{self, Clinic, NoClinic, Scoped, ScopedKv};
 use caseport_shared::ctx::Ctx;
 use caseport_shared::domain::{Account, Role};
 use caseport_shared::mail::{MailSettings, MailStatus};
@@ -171,17 +172,34 @@ impl Kv for SpinKv {
     }
 }
 
-/// What a request handler works with: storage, the clock and the settings.
+/// What a request handler works with: the clinic's storage, the clock and the settings.
 pub struct Env {
-    pub db: SpinDb,
-    pub kv: SpinKv,
+    /// The request's clinic's view of the database (`clinics::Scoped`).
+    pub db: Scoped<SpinDb>,
+    pub kv: ScopedKv<SpinKv>,
     pub settings: Settings,
     pub clock: SystemClock,
+    pub clinic: Clinic,
 }
 
-impl Env {
+/// A Spin variable, or the clinic's own value where it sets one.
+fn variable(clinic: &Clinic, name: &str) -> Option<String> {
+    clinic
+        .overrides
+        .variable(name)
+        .or_else(|| variables::get(name).ok())
+}
+
+/// Storage opened and up to date, with the deployment's settings: no clinic chosen yet.
+struct Storage {
+    db: SpinDb,
+    kv: SpinKv,
+    settings: Settings,
+}
+
+impl Storage {
     /// Opens storage, reads the settings, and brings the schema (and, if asked for, the demo
-    /// data) up to date. Components reach it through [`api_request`] or [`staff_request`].
+    /// data) up to date.
     fn open() -> Result<Self, ApiError> {
         let settings = Settings::from_variables(|name| variables::get(name).ok())
             .map_err(|why| ApiError::misconfigured(&why))?;
@@ -197,11 +215,40 @@ impl Env {
         if settings.demo_data {
             demo::load_if_empty(&db, &SystemClock)?;
         }
-        Ok(Self {
+        Ok(Self { db, kv, settings })
+    }
+}
+
+impl Env {
+    /// Opens storage ([`Storage::open`]) and finds the clinic `host` is for: 404 for a host
+    /// no clinic has, 403 for a suspended clinic. Components reach it through
+    /// [`api_request`] or [`staff_request`].
+    fn open(host: Option<&str>) -> Result<Self, ApiError> {
+        let Storage {
             db,
             kv,
+            mut settings,
+        } = Storage::open()?;
+        let clinic = match clinics::resolve(&db, host)? {
+            Ok(clinic) => clinic,
+            Err(NoClinic::UnknownHost) => return Err(ApiError::not_found()),
+            Err(NoClinic::Suspended) => {
+                return Err(ApiError::new(
+                    Code::Forbidden,
+                    "This clinic's Caseport is suspended. Please contact the clinic.",
+                ));
+            }
+        };
+        if clinic.overrides.time_zone.is_some() {
+            settings = Settings::from_variables(|name| variable(&clinic, name))
+                .map_err(|why| ApiError::misconfigured(&why))?;
+        }
+        Ok(Self {
+            db: Scoped::new(db, clinic.id),
+            kv: ScopedKv::new(kv, clinic.id),
             settings,
             clock: SystemClock,
+            clinic,
         })
     }
 
@@ -209,7 +256,7 @@ impl Env {
     /// `None` when no provider is configured, an error naming a malformed variable.
     pub fn read_mail(&self) -> Result<Option<MailSettings>, SettingError> {
         MailSettings::from_variables(
-            |name| variables::get(name).ok(),
+            |name| variable(&self.clinic, name),
             std::time::Duration::from_secs(self.settings.mail_timeout_seconds.unsigned_abs()),
         )
     }
@@ -221,11 +268,22 @@ impl Env {
             .map_err(|why| ApiError::misconfigured(&why))
     }
 
-    /// The rules' context.
+    /// The rules' context: the request's clinic's.
     pub fn ctx(&self) -> Ctx<'_> {
         Ctx {
             db: &self.db,
             kv: &self.kv,
+            clock: &self.clock,
+            settings: &self.settings,
+        }
+    }
+
+    /// A context over every clinic's data, for the deployment's own work: delivery
+    /// webhooks, which report on emails of any clinic (`reset::apply_events`).
+    pub fn deployment_ctx(&self) -> Ctx<'_> {
+        Ctx {
+            db: self.db.unscoped(),
+            kv: self.kv.unscoped(),
             clock: &self.clock,
             settings: &self.settings,
         }
@@ -241,11 +299,33 @@ pub struct ApiRequest<'a> {
     pub env: Env,
 }
 
-/// Checks the Origin of `req`, then opens storage and settings.
+/// What the deployment as a whole answers with (`GET /api/status`, whatever the host name):
+/// its own settings and mail variables, no clinic's.
+pub struct Deployment {
+    pub settings: Settings,
+    pub mail: Result<Option<MailSettings>, SettingError>,
+}
+
+/// Checks the Origin of `req`, then opens storage (so that a first request migrates it, as
+/// the start-up status report does) and reads the deployment's settings.
+pub fn deployment_request(req: &Request) -> Result<Deployment, ApiError> {
+    incoming(req).check_origin()?;
+    let storage = Storage::open()?;
+    let mail = MailSettings::from_variables(
+        |name| variables::get(name).ok(),
+        std::time::Duration::from_secs(storage.settings.mail_timeout_seconds.unsigned_abs()),
+    );
+    Ok(Deployment {
+        settings: storage.settings,
+        mail,
+    })
+}
+
+/// Checks the Origin of `req`, then opens storage and settings, and finds its clinic.
 pub fn api_request(req: &Request) -> Result<ApiRequest<'_>, ApiError> {
     let incoming = incoming(req);
     incoming.check_origin()?;
-    let env = Env::open()?;
+    let env = Env::open(request_host(req))?;
     Ok(ApiRequest { req, incoming, env })
 }
 
@@ -306,6 +386,15 @@ pub fn mail_provider_status() -> MailStatus {
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|v| v.as_str())
+}
+
+/// The host name and port the request was addressed to: the authority of `spin-full-url`,
+/// which the host writes from the request's `Host` (wasi:http keeps `host` out of the
+/// headers a component sees).
+fn request_host(req: &Request) -> Option<&str> {
+    let url = header(req, "spin-full-url")?;
+    let rest = url.split_once("://")?.1;
+    Some(rest.split(['/', '?', '#']).next().unwrap_or(rest))
 }
 
 /// The parts of a request the shared checks read.

@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{ApiRequest, Env, api_request, json, json_with};
+use caseport_edge::{ApiRequest, Env, api_request, deployment_request, json, json_with};
 use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::auth::{self, SignIn};
 use caseport_shared::{mail, status};
@@ -69,6 +69,14 @@ fn answer(req: &Request) -> Result<(Response, Option<After>), ApiError> {
         p if known.contains(&p) && !is_post => return Err(ApiError::method_not_allowed(&["POST"])),
         p if known.contains(&p) => {}
         _ => return Err(ApiError::not_found()),
+    }
+    if path == "/api/status" {
+        // About the deployment, not a clinic: answered on any host name it is reached by.
+        let deployment = deployment_request(req)?;
+        return Ok((
+            json(200, &status::status(&deployment.settings, &deployment.mail)),
+            None,
+        ));
     }
     let api = api_request(req)?;
     if path == "/api/auth/forgot" {
@@ -148,7 +156,6 @@ fn route(path: &str, api: &ApiRequest<'_>) -> Result<Response, ApiError> {
             200,
             &json!({ "min_length": env.settings.password_min_length, "max_length": caseport_shared::policy::MAX_LENGTH }),
         ),
-        "/api/status" => json(200, &status::status(&env.settings, &env.read_mail())),
         "/api/auth/reset-link" => {
             let body: auth::ResetLinkRequest = api.json()?;
             auth::check_reset_link(&ctx, &body)?;

@@ -96,7 +96,12 @@ fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
         )
     })?;
     let replay_key = mail::replay_key(mail.provider, &header, req.body());
-    let applied = reset::apply_events(&api.ctx(), mail.provider, &replay_key, &events)?;
+    let applied = reset::apply_events(
+        &api.env.deployment_ctx(),
+        mail.provider,
+        &replay_key,
+        &events,
+    )?;
     if applied.replayed {
         eprintln!("mail webhook: a {provider} call seen before was not applied again");
     }

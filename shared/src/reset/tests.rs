@@ -88,7 +88,7 @@ impl World {
     }
 
     fn id(&self, sql: &str) -> i64 {
-        self.db
+        self.raw()
             .execute(sql, &[])
             .unwrap()
             .first()
@@ -108,7 +108,7 @@ impl World {
 
     fn jane(&self) -> i64 {
         let id = self.id("SELECT id FROM clients WHERE first_name = 'Jane'");
-        self.db
+        self.raw()
             .execute(
                 "UPDATE clients SET email = 'jdoe123@hotmail.com' WHERE id = ?",
                 &[id.into()],
@@ -163,7 +163,7 @@ impl World {
     }
 
     fn delivery_status(&self) -> String {
-        self.db
+        self.raw()
             .execute(
                 "SELECT status FROM mail_deliveries ORDER BY id DESC LIMIT 1",
                 &[],
@@ -183,7 +183,7 @@ fn change_required(r: Result<SignIn, ApiError>) -> bool {
 /// Gives Jane a known password, as if she had set it herself.
 fn known_old_password(w: &World, jane: i64) {
     let phc = passwords::hash("jane's old long passphrase").unwrap();
-    w.db.execute(
+    w.raw().execute(
         "UPDATE credentials SET phc = ?, must_change = 0, temp_expires_at = NULL WHERE owner_kind = 'client' AND owner_id = ?",
         &[phc.into(), jane.into()],
     )
@@ -377,11 +377,12 @@ fn siblings_sharing_an_address_get_different_usernames() {
     let mandy = w.id("SELECT id FROM clients WHERE first_name = 'Mandy'");
     let mindy = w.id("SELECT id FROM clients WHERE first_name = 'Mindy'");
     for id in [mandy, mindy] {
-        w.db.execute(
-            "UPDATE clients SET email = 'smith.family@gmail.com' WHERE id = ?",
-            &[id.into()],
-        )
-        .unwrap();
+        w.raw()
+            .execute(
+                "UPDATE clients SET email = 'smith.family@gmail.com' WHERE id = ?",
+                &[id.into()],
+            )
+            .unwrap();
         // Casey has both on her caseload.
         w.reset(
             &FakeProvider::default(),
@@ -391,8 +392,9 @@ fn siblings_sharing_an_address_get_different_usernames() {
         )
         .unwrap();
     }
-    let names =
-        w.db.execute(
+    let names = w
+        .raw()
+        .execute(
             "SELECT username FROM credentials WHERE owner_kind = 'client' ORDER BY owner_id",
             &[],
         )
@@ -424,7 +426,7 @@ fn delivery_events_move_the_status_and_a_bounce_stays() {
         event(EventStatus::Delivered, "m1"),
         event(EventStatus::Delivered, "nope"),
     ];
-    let applied = apply_events(&w.ctx(), Provider::Postmark, "call-1", &events).unwrap();
+    let applied = apply_events(&w.deployment_ctx(), Provider::Postmark, "call-1", &events).unwrap();
     assert_eq!(
         applied,
         Applied {
@@ -435,7 +437,7 @@ fn delivery_events_move_the_status_and_a_bounce_stays() {
     );
     // The same call again (a replay) changes nothing and records nothing.
     let entries = w.id("SELECT count(*) FROM audit_log");
-    let again = apply_events(&w.ctx(), Provider::Postmark, "call-1", &events).unwrap();
+    let again = apply_events(&w.deployment_ctx(), Provider::Postmark, "call-1", &events).unwrap();
     assert!(again.replayed && again.updated == 0);
     assert_eq!(w.id("SELECT count(*) FROM audit_log"), entries);
     let last =
@@ -556,10 +558,11 @@ fn forgot_password_links_go_only_to_the_address_on_record() {
     let mindy = w.id("SELECT id FROM clients WHERE first_name = 'Mindy'");
     w.reset(&FakeProvider::default(), mindy, "display", "key-00000032")
         .unwrap();
-    w.db.execute(
-        "UPDATE clients SET email = 'smith.family@example.com' WHERE id = ?",
-        &[mindy.into()],
-    )
-    .unwrap();
+    w.raw()
+        .execute(
+            "UPDATE clients SET email = 'smith.family@example.com' WHERE id = ?",
+            &[mindy.into()],
+        )
+        .unwrap();
     assert_eq!(ask("mindy.smith@example.com").len(), 0);
 }
