@@ -76,6 +76,8 @@ codes! {
     AlreadyShown = "already_shown" => 409,
     /// A staff member has this email already.
     EmailInUse = "email_in_use" => 409,
+    /// Another clinic already answers on this host name.
+    HostInUse = "host_in_use" => 409,
     /// The client was sent a password moments ago.
     RecentlyReset = "recently_reset" => 409,
     /// Another reset of the client is sending.

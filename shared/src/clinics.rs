@@ -17,6 +17,11 @@ pub struct ClinicId(pub i64);
 /// clinics existed, and every request while no host is mapped.
 pub const FIRST: ClinicId = ClinicId(1);
 
+/// The operators' own clinic: its administrators are the deployment's operators, its audit
+/// chain is the operator's log. Reached only on a host name mapped to it or named by the
+/// `operator_host` variable; never metered.
+pub const OPERATORS: ClinicId = ClinicId(0);
+
 /// What a clinic's record sets for itself; `None` leaves the deployment's Spin variable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -74,16 +79,26 @@ pub fn normalise_host(host: &str) -> Option<String> {
     valid.then_some(name)
 }
 
-/// The clinic for requests sent to `host`: with no host mapped at all, clinic 1 (a
-/// single-clinic installation); otherwise the clinic the host is mapped to. One statement.
-pub fn resolve(db: &dyn Db, host: Option<&str>) -> Result<Result<Clinic, NoClinic>, StorageError> {
+/// The clinic for requests sent to `host`: the operators' on `operator_host` (the variable,
+/// so that a fresh installation can reach its operator's page before any host is mapped);
+/// with no host mapped at all, clinic 1 (a single-clinic installation); otherwise the clinic
+/// the host is mapped to. One statement.
+pub fn resolve(
+    db: &dyn Db,
+    host: Option<&str>,
+    operator_host: Option<&str>,
+) -> Result<Result<Clinic, NoClinic>, StorageError> {
     let host = host.and_then(normalise_host).unwrap_or_default();
+    let operator = operator_host
+        .and_then(normalise_host)
+        .is_some_and(|o| o == host && !host.is_empty());
     let rows = db.execute(
         "SELECT c.id, c.status, c.name, c.mail_from, c.portal_url, c.time_zone
          FROM clinics c
-         WHERE c.id = (SELECT clinic_id FROM clinic_hosts WHERE host = ?)
-            OR (c.id = 1 AND NOT EXISTS (SELECT 1 FROM clinic_hosts))",
-        &[host.into()],
+         WHERE CASE WHEN ?2 THEN c.id = 0
+               ELSE c.id = (SELECT clinic_id FROM clinic_hosts WHERE host = ?1)
+                 OR (c.id = 1 AND NOT EXISTS (SELECT 1 FROM clinic_hosts)) END",
+        &[host.into(), operator.into()],
     )?;
     let Some(r) = rows.first() else {
         return Ok(Err(NoClinic::UnknownHost));
@@ -277,9 +292,15 @@ mod tests {
     fn with_no_host_mapped_every_host_is_clinic_one_and_with_a_map_only_mapped_hosts_are() {
         let db = NativeDb::in_memory().unwrap();
         crate::schema::migrate(&db).unwrap();
-        let first = resolve(&db, Some("anything.example")).unwrap().unwrap();
+        let first = resolve(&db, Some("anything.example"), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(first.id, FIRST);
-        assert_eq!(resolve(&db, None).unwrap().unwrap().id, FIRST);
+        assert_eq!(resolve(&db, None, None).unwrap().unwrap().id, FIRST);
+        // The operator's host name, set by the variable, before any host is mapped.
+        let ops = resolve(&db, Some("ops.example:443"), Some("OPS.example")).unwrap();
+        assert_eq!(ops.unwrap().id, OPERATORS);
+        assert_eq!(resolve(&db, None, Some("")).unwrap().unwrap().id, FIRST);
         db.execute(
             "INSERT INTO clinics (id, name, status, created_at) VALUES (2, 'South', 'active', 'now')",
             &[],
@@ -290,22 +311,32 @@ mod tests {
             &[],
         )
         .unwrap();
-        let south = resolve(&db, Some("SOUTH.localhost:3000")).unwrap().unwrap();
+        let south = resolve(&db, Some("SOUTH.localhost:3000"), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(south.id, ClinicId(2));
         assert_eq!(south.overrides.name.as_deref(), Some("South"));
         assert_eq!(
-            resolve(&db, Some("north.localhost")).unwrap().unwrap().id,
+            resolve(&db, Some("north.localhost"), None)
+                .unwrap()
+                .unwrap()
+                .id,
             FIRST
         );
         assert_eq!(
-            resolve(&db, Some("anything.example")).unwrap(),
+            resolve(&db, Some("anything.example"), None).unwrap(),
             Err(NoClinic::UnknownHost)
         );
-        assert_eq!(resolve(&db, None).unwrap(), Err(NoClinic::UnknownHost));
+        assert_eq!(
+            resolve(&db, None, None).unwrap(),
+            Err(NoClinic::UnknownHost)
+        );
+        let ops = resolve(&db, Some("ops.example"), Some("ops.example")).unwrap();
+        assert_eq!(ops.unwrap().id, OPERATORS);
         db.execute("UPDATE clinics SET status = 'suspended' WHERE id = 2", &[])
             .unwrap();
         assert_eq!(
-            resolve(&db, Some("south.localhost")).unwrap(),
+            resolve(&db, Some("south.localhost"), None).unwrap(),
             Err(NoClinic::Suspended)
         );
     }

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::audit;
-use crate::clinics::{ClinicId, FIRST, Scoped};
+use crate::clinics::{ClinicId, FIRST, OPERATORS, Scoped};
 use crate::passwords;
 use crate::ports::{Clock, Db, StorageError, random_bytes, transaction};
 
@@ -164,7 +164,15 @@ pub const HOSTS: &[(&str, ClinicId)] = &[
     ("[::1]", FIRST),
     ("north.localhost", FIRST),
     ("south.localhost", SOUTH),
+    ("operator.localhost", OPERATORS),
 ];
+
+/// The demo's operator: an administrator of the operators' clinic, on `operator.localhost`.
+pub const OPERATOR: (&str, &str, &str) = (
+    "operator@example.org",
+    "Olive Operator",
+    "caseport-demo-operator",
+);
 
 /// Loads the demo data if the database has no staff yet; safe under concurrent requests.
 /// Two clinics hold the same caseload under the same sign-in names, each its own copy: what
@@ -184,6 +192,7 @@ pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageErro
         .iter()
         .map(|s| passwords::hash(s.password))
         .collect::<Result<Vec<_>, _>>()?;
+    let operator_phc = passwords::hash(OPERATOR.2)?;
     // Jane Doe's portal password is one nobody knows: the seed's support call.
     let unknown = passwords::hash(&format!("{:x}", u128::from_le_bytes(random_bytes::<16>()?)))?;
     let now = clock.now().to_string();
@@ -205,6 +214,19 @@ pub fn load_if_empty(db: &dyn Db, clock: &dyn Clock) -> Result<bool, StorageErro
         for clinic in [FIRST, SOUTH] {
             load_clinic(&Scoped::new(db, clinic), clock, &hashes, &unknown, &now)?;
         }
+        let operators = Scoped::new(db, OPERATORS);
+        let id = operators
+            .execute(
+                "INSERT INTO staff (clinic_id, email, display_name, role, created_at) VALUES (?1, ?, ?, 'admin', ?) RETURNING id",
+                &[OPERATOR.0.into(), OPERATOR.1.into(), now.as_str().into()],
+            )?
+            .first()
+            .and_then(|r| r.int(0))
+            .ok_or_else(|| StorageError::new("staff insert returned no id"))?;
+        operators.execute(
+            "INSERT INTO credentials (clinic_id, owner_kind, owner_id, username, phc, changed_at) VALUES (?1, 'staff', ?, ?, ?, ?)",
+            &[id.into(), OPERATOR.0.into(), operator_phc.as_str().into(), now.as_str().into()],
+        )?;
         Ok(true)
     })
 }
@@ -286,7 +308,11 @@ mod tests {
                 .and_then(|r| r.int(0))
                 .unwrap()
         };
-        assert_eq!(count("SELECT count(*) FROM staff"), 6);
+        assert_eq!(count("SELECT count(*) FROM staff"), 7);
+        assert_eq!(
+            count("SELECT count(*) FROM staff WHERE clinic_id = 0 AND role = 'admin'"),
+            1
+        );
         assert_eq!(count("SELECT count(*) FROM clients"), 14);
         // Each clinic has its own copy, joined only within itself.
         for clinic in [1, 2] {

@@ -21,6 +21,7 @@ pub mod mail;
 pub mod names;
 #[cfg(feature = "native")]
 pub mod native;
+pub mod operator;
 pub mod passwords;
 pub mod policy;
 pub mod portal_resets;

@@ -311,6 +311,47 @@ const MIGRATIONS: &[&[&str]] = &[
         "DROP INDEX session_index_by_start",
         "CREATE INDEX session_index_by_start ON session_index (clinic_id, started_at)",
     ],
+    &[
+        // The operators: the administrators of clinic 0, whose audit chain is the operator's
+        // log (`operator`). Reached only on a host name mapped to it or `operator_host`.
+        "INSERT INTO clinics (id, name, created_at) VALUES (0, 'Operators', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+        // One row per billable call, written by the same statement as the audit entry that
+        // records the call (a trigger), so that meter and audit never disagree: what is
+        // billed is what the audit log shows was done, never a refused call, and a repeat
+        // that is answered from its first answer writes no audit entry and no usage. The
+        // meters: `sign_in` (a session started), `client_view` (Client Information opened),
+        // `client_change` (a client added or corrected), `password_reset` (a portal password
+        // emailed and accepted, shown once, or set by an administrator).
+        "CREATE TABLE usage_events (
+        id INTEGER PRIMARY KEY,
+        clinic_id INTEGER NOT NULL,
+        meter TEXT NOT NULL,
+        audit_seq INTEGER NOT NULL UNIQUE,
+        at TEXT NOT NULL
+    )",
+        "CREATE INDEX usage_by_clinic ON usage_events (clinic_id, at)",
+        "CREATE INDEX usage_by_time ON usage_events (at)",
+        "CREATE TRIGGER usage_metered AFTER INSERT ON audit_log
+        WHEN NEW.clinic_id != 0 AND NEW.action IN ('sign_in', 'client_viewed', 'client_added',
+            'client_updated', 'portal_password_reset', 'portal_password_shown', 'portal_password_set')
+        BEGIN
+            INSERT INTO usage_events (clinic_id, meter, audit_seq, at) VALUES (NEW.clinic_id,
+                CASE NEW.action
+                    WHEN 'sign_in' THEN 'sign_in'
+                    WHEN 'client_viewed' THEN 'client_view'
+                    WHEN 'client_added' THEN 'client_change'
+                    WHEN 'client_updated' THEN 'client_change'
+                    ELSE 'password_reset' END,
+                NEW.seq, NEW.at);
+        END",
+        // A clinic deleted for good takes its audit chain with it: the append-only rule
+        // yields only for a clinic listed here, which happens inside the deleting transaction.
+        "CREATE TABLE clinic_deletions (clinic_id INTEGER NOT NULL PRIMARY KEY)",
+        "DROP TRIGGER audit_log_append_only_delete",
+        "CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
+        WHEN OLD.clinic_id NOT IN (SELECT clinic_id FROM clinic_deletions)
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    ],
 ];
 
 /// Work that SQL cannot do, on the rows a migration changed.
@@ -524,6 +565,10 @@ mod tests {
         for r in indexes.iter() {
             let (name, table, first) = (r.text(0).unwrap(), r.text(1).unwrap(), r.text(2));
             if DEPLOYMENT_TABLES.contains(&table) {
+                continue;
+            }
+            // The operator's usage summary reads every clinic's usage by time.
+            if name == "usage_by_time" {
                 continue;
             }
             assert!(

@@ -144,6 +144,11 @@ pub fn authenticate(
     Ok(Some(account))
 }
 
+/// Removes a session's key by the hash its key carries (a deleted clinic's sessions).
+pub fn forget_session(kv: &dyn Kv, hash: &str) -> Result<(), StorageError> {
+    kv.delete(&session_key_of_hash(hash))
+}
+
 /// Ends one session.
 pub fn end_session(db: &dyn Db, kv: &dyn Kv, token: &str) -> Result<(), StorageError> {
     kv.delete(&session_key(token))?;

@@ -164,6 +164,21 @@ const DEPLOYMENT_STATEMENTS: &[(&str, &str)] = &[
     ("demo.rs", "INSERT INTO clinic_hosts"),
     // The caseload page's statement is assembled: its filter starts `WHERE c.clinic_id = ?1`.
     ("caseload.rs", "{from} {filter}"),
+    // The operator works on the clinics themselves and across them (each clinic's own rows
+    // through its scope): the clinics, their host names and counters, and the usage of all.
+    ("operator.rs", "FROM clinics k"),
+    ("operator.rs", "INSERT INTO clinics"),
+    ("operator.rs", "UPDATE clinics SET"),
+    ("operator.rs", "DELETE FROM clinics WHERE id = ?"),
+    ("operator.rs", "FROM clinic_hosts WHERE host = ?"),
+    (
+        "operator.rs",
+        "DELETE FROM clinic_hosts WHERE clinic_id = ?",
+    ),
+    ("operator.rs", "INSERT INTO clinic_hosts"),
+    ("operator.rs", "FROM usage_events u LEFT JOIN clinics k"),
+    // The operators' own staff are the demo's too.
+    ("demo.rs", "INSERT INTO clinics"),
 ];
 
 #[test]
@@ -339,6 +354,7 @@ fn api_components_enter_through_one_edge() {
         ("caseload", "staff_request("),
         ("client-info", "staff_request("),
         ("reset-and-send", "staff_request("),
+        ("operator", "operator_request("),
     ] {
         let text = read(&format!("functions/{component}/src/lib.rs"));
         assert!(text.contains(entry), "{component} does not use {entry}");

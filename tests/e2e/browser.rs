@@ -1333,3 +1333,107 @@ fn a_staff_member_changes_her_own_password_from_the_console() {
     assert_eq!(login("lantern orchard quietly humming"), 200);
     b.assert_clean_console();
 }
+
+#[test]
+fn the_operator_creates_suspends_exports_and_deletes_a_clinic_from_the_page() {
+    let app = demo();
+    let b = Browser::start(1280, 900).unwrap();
+    let ops = app.url_at("operator.localhost", "");
+    b.goto(&format!("{ops}/operator/"));
+    b.wait_text("Operator sign-in");
+    b.fill("input[name=username]", caseport_tests::demo::OPERATOR.0);
+    b.fill("input[name=password]", caseport_tests::demo::OPERATOR.1);
+    b.click_text("button", "Sign in");
+    b.wait_text("South Clinic (demo)");
+    let table = b.text(&b.find("table.clinics"));
+    assert!(table.contains("south.localhost"), "{table}");
+
+    // A new clinic: a host name another clinic has is refused beside the field.
+    b.fill("input[name=name]", "West Clinic");
+    b.fill("input[name=hosts]", "south.localhost");
+    b.fill("input[name=admin_name]", "Wes Admin");
+    b.fill("input[name=admin_email]", "wes@west.example");
+    b.click_text("button", "Create clinic");
+    b.wait_text("south.localhost is already another clinic's host name.");
+    b.fill("input[name=hosts]", "west.localhost");
+    b.click_text("button", "Create clinic");
+    b.wait_text("West Clinic is ready.");
+    b.screenshot("operator-1-clinic-created");
+    let shown = b.body_text();
+    let temporary = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("Temporary password: "))
+        .unwrap_or_else(|| panic!("no temporary password shown:\n{shown}"))
+        .trim()
+        .to_string();
+    assert!(
+        shown.contains(&format!("{}/staff/", app.url_at("west.localhost", ""))),
+        "{shown}"
+    );
+    // Its first administrator signs in there with it and must choose a password.
+    let first = app.call(
+        "POST",
+        "/api/auth/login",
+        Some(&serde_json::json!({ "realm": "staff", "username": "wes@west.example", "password": temporary })),
+        &[("host", &format!("west.localhost:{}", app.port()))],
+    );
+    assert_eq!(
+        first.json()["status"],
+        "password_change_required",
+        "{}",
+        first.body
+    );
+
+    // Suspend South (asked first), then its export is a download, then delete it by name.
+    let south_row = || b.find_text("table.clinics tr", "South Clinic (demo)");
+    let _ = south_row();
+    b.execute(
+        "for (const tr of document.querySelectorAll('table.clinics tr')) { if (tr.textContent.includes('South Clinic')) { [...tr.querySelectorAll('button')].find((x) => x.textContent === 'Suspend').click(); } }",
+        &[],
+    );
+    b.wait_text("Suspend South Clinic (demo)?");
+    b.click_text("dialog button", "Suspend");
+    b.wait_text("South Clinic (demo) is suspended.");
+    let export = b.execute(
+        "return [...document.querySelectorAll('table.clinics a')].map((a) => a.getAttribute('href'))",
+        &[],
+    );
+    assert!(
+        export
+            .to_string()
+            .contains("/api/operator/clinics/2/export"),
+        "{export}"
+    );
+    b.click_text("button", "Delete…");
+    b.wait_text("It cannot be undone.");
+    b.fill("input[name=confirm]", "South");
+    b.click_text("button", "Delete for good");
+    b.wait_text("Type the clinic's name exactly to confirm.");
+    b.fill("input[name=confirm]", "South Clinic (demo)");
+    b.click_text("button", "Delete for good");
+    b.wait_text("South Clinic (demo) is deleted.");
+    assert!(!b.text(&b.find("table.clinics")).contains("South Clinic"));
+    assert_eq!(
+        app.call(
+            "GET",
+            "/api/auth/me",
+            None,
+            &[("host", &format!("south.localhost:{}", app.port()))]
+        )
+        .status,
+        404
+    );
+
+    // The usage page: billable calls per clinic and day (Casey's sign-in is one).
+    app.sign_in("staff", CASEY.0, CASEY.1);
+    b.goto(&format!("{ops}/operator/#/usage"));
+    b.wait_text("Billable calls per clinic and day");
+    b.wait_text("Sign-ins");
+    let usage = b.text(&b.find("table.usage"));
+    assert!(
+        usage.contains("Clinic 1 (named by the clinic_name setting)"),
+        "{usage}"
+    );
+    b.screenshot("operator-2-usage");
+    b.assert_clean_console();
+}

@@ -314,11 +314,19 @@ fn every_documented_route_is_served() {
             let answers: Vec<(u16, String)> = [&local, &hosted]
                 .iter()
                 .map(|app| {
+                    // The operator's routes answer only on the operators' host name (the
+                    // demo's operator.localhost).
+                    let operator_host = format!("operator.localhost:{}", app.port());
+                    let headers: &[(&str, &str)] = if path.starts_with("/api/operator/") {
+                        &[("host", &operator_host)]
+                    } else {
+                        &[]
+                    };
                     let r = app.call(
                         &method.to_uppercase(),
                         path,
                         Some(&serde_json::json!({})),
-                        &[],
+                        headers,
                     );
                     (r.status, r.body)
                 })

@@ -5,7 +5,7 @@
 //! on the loopback names and `north.localhost`, clinic 2 on `south.localhost`.
 
 use caseport_shared::ports::Db;
-use caseport_tests::demo::{ADMIN, CASEY};
+use caseport_tests::demo::{ADMIN, CASEY, OPERATOR, ROBIN};
 use caseport_tests::{Reply, Server, demo_app};
 use serde_json::{Value, json};
 
@@ -302,4 +302,419 @@ fn each_clinics_email_carries_its_own_name_and_portal() {
         )
         .unwrap();
     assert_eq!(deliveries.first().and_then(|r| r.int(0)), Some(2));
+}
+
+fn count(app: &Server, sql: &str) -> i64 {
+    app.db()
+        .execute(sql, &[])
+        .unwrap()
+        .first()
+        .and_then(|r| r.int(0))
+        .unwrap()
+}
+
+#[test]
+fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_host() {
+    let app = demo_app();
+    let ops = AtHost::new(&app, "operator.localhost").sign_in(OPERATOR);
+    let listed = ops.get("/api/operator/clinics").json();
+    let names: Vec<&str> = listed["clinics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(names.contains(&"South Clinic (demo)"), "{listed}");
+
+    // A host name another clinic has is refused, and nothing is created.
+    let taken = ops.call(
+        "POST",
+        "/api/operator/clinics",
+        Some(&json!({ "name": "West Clinic", "hosts": ["south.localhost"], "admin_email": "wes@west.example", "admin_name": "Wes Admin" })),
+    );
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(taken.json()["error"]["code"], "host_in_use");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM clinics WHERE name = 'West Clinic'"
+        ),
+        0
+    );
+    let bad = ops.call(
+        "POST",
+        "/api/operator/clinics",
+        Some(&json!({ "name": "West Clinic", "hosts": ["west.localhost"], "admin_email": "wes@west.example", "admin_name": "Wes Admin", "time_zone": "Mars/Olympus" })),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(bad.json()["error"]["field"], "time_zone");
+
+    let created = ops.call(
+        "POST",
+        "/api/operator/clinics",
+        Some(&json!({ "name": "West Clinic", "hosts": ["West.localhost"], "admin_email": "wes@west.example", "admin_name": "Wes Admin", "time_zone": "America/Denver" })),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created = created.json();
+    assert_eq!(created["clinic"]["hosts"], json!(["west.localhost"]));
+    let temporary = created["temporary_password"].as_str().unwrap().to_string();
+
+    // The first administrator signs in on the new host, must choose a password, then works.
+    let west = AtHost::new(&app, "west.localhost");
+    let first = west.call(
+        "POST",
+        "/api/auth/login",
+        Some(&json!({ "realm": "staff", "username": "wes@west.example", "password": temporary })),
+    );
+    assert_eq!(
+        first.json()["status"],
+        "password_change_required",
+        "{}",
+        first.body
+    );
+    let changed = west.call(
+        "POST",
+        "/api/auth/change-password",
+        Some(&json!({ "change_token": first.json()["change_token"], "new_password": "amber lantern quiet orchard" })),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let wes = AtHost {
+        cookie: changed.session_cookie(),
+        ..AtHost::new(&app, "west.localhost")
+    };
+    let all = wes.get("/api/caseload?scope=all");
+    assert_eq!(all.json()["total"], 0, "{}", all.body);
+    // Nobody else signs in there with another clinic's account.
+    let casey = west.call(
+        "POST",
+        "/api/auth/login",
+        Some(&json!({ "realm": "staff", "username": CASEY.0, "password": CASEY.1 })),
+    );
+    assert_eq!(casey.status, 401);
+
+    // The operator's pages do not exist on a clinic's host, even for its administrator.
+    assert_eq!(wes.get("/api/operator/clinics").status, 404);
+    assert_eq!(west.get("/api/operator/clinics").status, 404);
+    let north_admin = AtHost::new(&app, "north.localhost").sign_in(ADMIN);
+    assert_eq!(north_admin.get("/api/operator/clinics").status, 404);
+
+    // The operator's log holds it; the new clinic's chain starts with it.
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE clinic_id = 0 AND action = 'clinic_created'"
+        ),
+        1
+    );
+    let verdict = caseport_shared::audit::verify_all(&app.db()).unwrap();
+    assert!(
+        matches!(verdict, caseport_shared::audit::Verdict::Intact { .. }),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn export_then_delete_leaves_nothing_of_the_clinic_and_the_others_untouched() {
+    let app = demo_app();
+    // Some of South's life: a sign-in, a corrected email, a password shown once.
+    let south = AtHost::new(&app, "south.localhost").sign_in(ADMIN);
+    let jane = client_of(&app, 2, "Jane");
+    let shown = south.call(
+        "POST",
+        &format!("/api/clients/{jane}/portal-password/reset"),
+        Some(&json!({ "delivery": "display", "idempotency_key": "south-shown-0001" })),
+    );
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let north_before = (
+        count(&app, "SELECT count(*) FROM staff WHERE clinic_id = 1"),
+        count(&app, "SELECT count(*) FROM clients WHERE clinic_id = 1"),
+        count(&app, "SELECT count(*) FROM audit_log WHERE clinic_id = 1"),
+    );
+
+    let ops = AtHost::new(&app, "operator.localhost").sign_in(OPERATOR);
+    let delete = |confirm: &str| {
+        let confirm: String = form_urlencoded::byte_serialize(confirm.as_bytes()).collect();
+        ops.call(
+            "DELETE",
+            &format!("/api/operator/clinics/2?confirm={confirm}"),
+            None,
+        )
+    };
+    // Not while it is in use.
+    assert_eq!(delete("South Clinic (demo)").status, 403);
+    let suspended = ops.call(
+        "PATCH",
+        "/api/operator/clinics/2",
+        Some(&json!({ "status": "suspended" })),
+    );
+    assert_eq!(suspended.status, 200, "{}", suspended.body);
+    assert_eq!(south.get("/api/auth/me").status, 403);
+
+    let export = ops.get("/api/operator/clinics/2/export");
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert!(
+        export
+            .header("content-disposition")
+            .unwrap_or_default()
+            .contains("caseport-clinic-2-"),
+        "{:?}",
+        export.headers
+    );
+    let archive = export.json();
+    assert_eq!(archive["clinic"]["name"], "South Clinic (demo)");
+    assert_eq!(archive["staff"]["rows"].as_array().map(Vec::len), Some(3));
+    assert_eq!(archive["clients"]["rows"].as_array().map(Vec::len), Some(7));
+    assert_eq!(
+        archive["audit_check"]["intact"], true,
+        "{}",
+        archive["audit_check"]
+    );
+    assert!(archive["audit_log"]["rows"].as_array().unwrap().len() >= 3);
+    assert!(
+        !export.body.contains("$argon2"),
+        "the export holds a password hash"
+    );
+    assert!(
+        !export
+            .body
+            .contains(shown.json()["temporary_password"].as_str().unwrap())
+    );
+
+    assert_eq!(delete("South").status, 422);
+    let deleted = delete("South Clinic (demo)");
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+    // Nothing of it is left: no row in any table, no key-value key, no host name.
+    let db = app.db();
+    let tables = db
+        .execute(
+            "SELECT m.name FROM sqlite_schema m WHERE m.type = 'table'
+             AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = 'clinic_id')",
+            &[],
+        )
+        .unwrap()
+        .texts(0);
+    assert!(tables.len() >= 10, "{tables:?}");
+    for table in &tables {
+        assert_eq!(
+            count(
+                &app,
+                &format!("SELECT count(*) FROM {table} WHERE clinic_id = 2")
+            ),
+            0,
+            "{table} keeps rows of the deleted clinic"
+        );
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM clinics WHERE id = 2"), 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM counters WHERE name = 'clients/2'"
+        ),
+        0
+    );
+    let kv =
+        caseport_shared::native::NativeDb::open(&app.state.join("sqlite_key_value.db")).unwrap();
+    let left = kv
+        .execute(
+            "SELECT count(*) FROM spin_key_value WHERE key LIKE 'caseport/2/%'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(left.first().and_then(|r| r.int(0)), Some(0));
+    assert_eq!(
+        AtHost::new(&app, "south.localhost")
+            .get("/api/auth/me")
+            .status,
+        404
+    );
+
+    // The other clinic is as it was, and whole; the operator's log says what was deleted.
+    assert_eq!(
+        (
+            count(&app, "SELECT count(*) FROM staff WHERE clinic_id = 1"),
+            count(&app, "SELECT count(*) FROM clients WHERE clinic_id = 1"),
+            count(&app, "SELECT count(*) FROM audit_log WHERE clinic_id = 1"),
+        ),
+        north_before
+    );
+    AtHost::new(&app, "north.localhost").sign_in(CASEY);
+    caseport_tests::checks::assert_whole(&db);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE clinic_id = 0 AND action = 'clinic_deleted' AND subject = 'clinic:2'"
+        ),
+        1
+    );
+}
+
+/// The billable actions of the audit log, by clinic (what usage must match).
+const BILLABLE: &str = "('sign_in', 'client_viewed', 'client_added', 'client_updated', 'portal_password_reset', 'portal_password_shown', 'portal_password_set')";
+
+#[test]
+fn usage_is_one_event_per_billable_call_and_agrees_with_the_audit_log() {
+    let app = demo_app();
+    let before = count(&app, "SELECT count(*) FROM usage_events");
+    let north = AtHost::new(&app, "north.localhost");
+    // Refused and unauthenticated calls are not billed.
+    let wrong = north.call(
+        "POST",
+        "/api/auth/login",
+        Some(&json!({ "realm": "staff", "username": CASEY.0, "password": "not the password" })),
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(
+        north
+            .get(&format!("/api/clients/{}", client_of(&app, 1, "Jane")))
+            .status,
+        401
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM usage_events"), before);
+
+    let casey = north.sign_in(CASEY); // sign_in
+    let jane = client_of(&app, 1, "Jane");
+    assert_eq!(casey.get(&format!("/api/clients/{jane}")).status, 200); // client_view
+    assert_eq!(
+        casey
+            .get(&format!("/api/clients/{}", client_of(&app, 2, "Jane")))
+            .status,
+        404
+    );
+    let admin = AtHost::new(&app, "north.localhost").sign_in(ADMIN); // sign_in
+    let key = json!({ "delivery": "email", "idempotency_key": "usage-test-0001" });
+    let path = format!(
+        "/api/clients/{}/portal-password/reset",
+        client_of(&app, 1, "Fanny")
+    );
+    let first = admin.call("POST", &path, Some(&key)); // password_reset
+    assert_eq!(first.status, 200, "{}", first.body);
+    // The same click again (a retry): the same answer, not billed again.
+    let again = admin.call("POST", &path, Some(&key));
+    assert_eq!((again.status, again.json()), (first.status, first.json()));
+    let south = AtHost::new(&app, "south.localhost").sign_in(ROBIN); // sign_in, South
+
+    let ops = AtHost::new(&app, "operator.localhost").sign_in(OPERATOR);
+    let page = ops.get("/api/operator/usage?limit=1000");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.header("content-type"),
+        Some("application/cloudevents-batch+json; charset=utf-8")
+    );
+    let events = page.json().as_array().unwrap().clone();
+    // CloudEvents 1.0: id, source, specversion and type are required; ids are unique.
+    let mut ids = std::collections::HashSet::new();
+    for e in &events {
+        for attribute in ["id", "source", "specversion", "type", "subject", "time"] {
+            assert!(
+                e[attribute].as_str().is_some_and(|v| !v.is_empty()),
+                "{attribute} in {e}"
+            );
+        }
+        assert_eq!(e["specversion"], "1.0");
+        assert!(
+            e["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("org.caseport.usage.")
+        );
+        assert_eq!(e["data"]["value"], 1);
+        assert!(
+            ids.insert(e["id"].as_str().unwrap().to_string()),
+            "duplicate id {e}"
+        );
+    }
+    let of = |subject: &str, kind: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["subject"] == subject && e["type"] == format!("org.caseport.usage.{kind}")
+            })
+            .count()
+    };
+    assert_eq!(of("clinic/1", "sign_in"), 2, "{events:?}");
+    assert_eq!(of("clinic/1", "client_view"), 1);
+    assert_eq!(of("clinic/1", "password_reset"), 1);
+    assert_eq!(of("clinic/2", "sign_in"), 1);
+    assert!(
+        events.iter().all(|e| e["subject"] != "clinic/0"),
+        "operators are not billed"
+    );
+    drop(south);
+
+    // Usage and the audit log agree, clinic by clinic and entry by entry.
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) FROM audit_log WHERE clinic_id != 0 AND action IN {BILLABLE}"
+            )
+        ),
+        count(&app, "SELECT count(*) FROM usage_events")
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM usage_events u LEFT JOIN audit_log a ON a.seq = u.audit_seq WHERE a.seq IS NULL OR a.clinic_id != u.clinic_id"
+        ),
+        0
+    );
+
+    // Pages follow each other without a gap or an overlap.
+    let first_page = ops.get("/api/operator/usage?limit=2");
+    let next = first_page.header("link").unwrap_or_default().to_string();
+    assert!(next.contains("rel=\"next\""), "{next}");
+    let after = first_page.json()[1]["id"].as_str().unwrap().to_string();
+    let second = ops
+        .get(&format!("/api/operator/usage?after={after}&limit=2"))
+        .json();
+    assert_eq!(second[0]["id"], events[2]["id"]);
+
+    // The operator's summary: today's calls per clinic and meter.
+    let summary = ops.get("/api/operator/usage/summary").json();
+    let north_sign_ins = summary["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["clinic_id"] == 1 && d["meter"] == "sign_in")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(north_sign_ins["calls"], 2, "{summary}");
+    assert_eq!(ops.get("/api/operator/usage?limit=0").status, 422);
+}
+
+#[test]
+fn a_fresh_installation_sets_up_its_operator_on_the_operator_host_and_its_clinic_elsewhere() {
+    let app = caseport_tests::Up::caseport()
+        .variable("setup_token", "let-me-set-up-caseport")
+        .variable("operator_host", "ops.localhost")
+        .start()
+        .unwrap();
+    let setup = |at: &AtHost, email: &str| {
+        at.call(
+            "POST",
+            "/api/setup",
+            Some(&json!({ "setup_token": "let-me-set-up-caseport", "email": email, "display_name": "Head Admin", "password": "granite harbour evening bells" })),
+        )
+    };
+    let ops = AtHost::new(&app, "ops.localhost");
+    assert_eq!(setup(&ops, "ops@caseport.example").status, 201);
+    // No host name is mapped: any other name is the installation's one clinic, whose own
+    // first administrator is set up separately.
+    let clinic = AtHost::new(&app, "portal.localhost");
+    assert_eq!(setup(&clinic, "head@clinic.example").status, 201);
+    let ops = ops.sign_in(("ops@caseport.example", "granite harbour evening bells"));
+    let listed = ops.get("/api/operator/clinics");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.json()["clinics"][0]["id"], 1);
+    let head = clinic.sign_in(("head@clinic.example", "granite harbour evening bells"));
+    assert_eq!(head.get("/api/operator/clinics").status, 404);
+    // Each is its own account: the operator's does not open the clinic, nor the reverse.
+    let crossed = AtHost::new(&app, "portal.localhost").call(
+        "POST",
+        "/api/auth/login",
+        Some(&json!({ "realm": "staff", "username": "ops@caseport.example", "password": "granite harbour evening bells" })),
+    );
+    assert_eq!(crossed.status, 401);
 }

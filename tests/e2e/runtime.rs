@@ -658,7 +658,7 @@ fn a_cold_start_serves_the_first_page_then_compiles_the_rest() {
     let r = app.call("GET", "/api/caseload", None, &[("cookie", &cookie)]);
     assert_eq!(r.status, 200, "{}", r.body);
     // Every component ends up compiled and cached (web, login, caseload, client-info,
-    // reset-and-send, dev-mailbox: six files).
+    // reset-and-send, dev-mailbox, operator: seven files).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let cached = std::fs::read_dir(cache.path())
@@ -666,7 +666,7 @@ fn a_cold_start_serves_the_first_page_then_compiles_the_rest() {
             .filter_map(Result::ok)
             .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
             .count();
-        if cached == 6 {
+        if cached == 7 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{cached} cached");

@@ -734,6 +734,8 @@ pub mod demo {
     pub const CASEY: (&str, &str) = ("casey.manager@example.org", "caseport-demo-manager");
     pub const ROBIN: (&str, &str) = ("robin.support@example.org", "caseport-demo-support");
     pub const ADMIN: (&str, &str) = ("admin@example.org", "caseport-demo-admin");
+    /// The operators' administrator, on `operator.localhost`.
+    pub const OPERATOR: (&str, &str) = ("operator@example.org", "caseport-demo-operator");
 }
 
 /// A signed-in staff member's requests.

@@ -13,6 +13,7 @@ use caseport_tests::{Up, caseport_binary, root};
 const LOAD_SECONDS: u64 = 5;
 const START_RUNS: usize = 5;
 
+mod clinics;
 mod conformance;
 mod http_load;
 mod shared;
@@ -22,6 +23,7 @@ fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("bench") => bench(),
         Some("bench-scale") => scale_section(),
+        Some("bench-clinics") => clinics::section(),
         Some("bench-reset") => reset_section(),
         Some("bench-shared") => shared::section(),
         Some("bench-speed") => speed::section(),
@@ -34,7 +36,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz_section(),
         Some("flood") => flood_section(),
         _ => bail!(
-            "usage: cargo xtask bench | bench-start | bench-speed | bench-argon2 | bench-scale | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
+            "usage: cargo xtask bench | bench-start | bench-speed | bench-argon2 | bench-scale | bench-clinics | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
         ),
     }
 }
@@ -56,6 +58,7 @@ fn bench() -> Result<()> {
     reset_section()?;
     argon2_section()?;
     scale_section()?;
+    clinics::section()?;
     Ok(())
 }
 
@@ -331,12 +334,15 @@ fn fill_statements(clients: usize) -> Vec<String> {
     let mut out = Vec::new();
     let staff: Vec<String> = (0..1000)
         .map(|s| {
-            format!("('staff{s}@example.org', 'Staff {s}', 'case_manager', '2026-01-01T00:00:00Z')")
+            format!(
+                "({}, 1, 'staff{s}@example.org', 'Staff {s}', 'case_manager', '2026-01-01T00:00:00Z')",
+                FILL_FIRST_STAFF + s
+            )
         })
         .collect();
     for chunk in staff.chunks(ROWS) {
         out.push(format!(
-            "INSERT INTO staff (email, display_name, role, created_at) VALUES {}",
+            "INSERT INTO staff (id, clinic_id, email, display_name, role, created_at) VALUES {}",
             chunk.join(", ")
         ));
     }
@@ -362,11 +368,15 @@ fn fill_statements(clients: usize) -> Vec<String> {
             "INSERT INTO clients (id, first_name, last_name, last_key, first_key, name_words, dob, email, created_at) VALUES {}",
             rows.join(", ")
         ));
-        // The demo has three staff members; the 1,000 above are 4 to 1,003.
+        // Casey is the demo's first staff member; the 1,000 above start at FILL_FIRST_STAFF.
         let assignments: Vec<String> = chunk
             .iter()
             .map(|&i| {
-                let staff = if i % 1000 == 0 { 1 } else { 4 + i % 1000 };
+                let staff = if i % 1000 == 0 {
+                    1
+                } else {
+                    FILL_FIRST_STAFF + i % 1000
+                };
                 format!(
                     "({staff}, {}, 'primary_case_manager', '2025-06-01')",
                     FILL_FIRST_ID + i
@@ -383,6 +393,8 @@ fn fill_statements(clients: usize) -> Vec<String> {
 
 /// The first id of the clients [`fill_statements`] adds (the demo's are below it).
 const FILL_FIRST_ID: usize = 1000;
+/// The first id of the staff it adds, all in the demo's first clinic.
+const FILL_FIRST_STAFF: usize = 10_000;
 
 /// Fills a local demo database (see [`fill_statements`]) in one transaction.
 fn fill(db: &caseport_shared::native::NativeDb, clients: usize) -> Result<()> {

@@ -229,7 +229,8 @@ impl Env {
             kv,
             mut settings,
         } = Storage::open()?;
-        let clinic = match clinics::resolve(&db, host)? {
+        let operator_host = variables::get("operator_host").ok();
+        let clinic = match clinics::resolve(&db, host, operator_host.as_deref())? {
             Ok(clinic) => clinic,
             Err(NoClinic::UnknownHost) => return Err(ApiError::not_found()),
             Err(NoClinic::Suspended) => {
@@ -378,6 +379,20 @@ impl StaffRequest<'_> {
     }
 }
 
+/// An operator's request: [`staff_request`] on the operators' host name, by one of its
+/// administrators. Anything else is the same 404 as an address that does not exist.
+pub fn operator_request(req: &Request) -> Result<StaffRequest<'_>, ApiError> {
+    let api = api_request(req)?;
+    if api.env.clinic.id != clinics::OPERATORS {
+        return Err(ApiError::not_found());
+    }
+    let (me, role) = auth::require_staff(&api.ctx(), api.session().as_deref())?;
+    if role != Role::Admin {
+        return Err(ApiError::not_found());
+    }
+    Ok(StaffRequest { api, me, role })
+}
+
 /// Whether mail is configured, from `mail_provider` alone (for Client Information, which is
 /// granted no other mail variable).
 pub fn mail_provider_status() -> MailStatus {
@@ -477,13 +492,19 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Response {
     json_with(status, value, &[])
 }
 
-/// A JSON response with extra headers (such as `Set-Cookie`).
+/// A JSON response with extra headers (such as `Set-Cookie`, or a more precise
+/// `Content-Type` of JSON).
 pub fn json_with<T: Serialize>(status: u16, value: &T, headers: &[(&str, String)]) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut b = builder(status);
-            b.header("content-type", "application/json; charset=utf-8")
-                .header("cache-control", "no-store")
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                b.header("content-type", "application/json; charset=utf-8");
+            }
+            b.header("cache-control", "no-store")
                 // A known length: one write, not chunks.
                 .header("content-length", body.len().to_string());
             for (k, v) in headers {
