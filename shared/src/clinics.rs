@@ -29,7 +29,19 @@ pub struct Overrides {
     pub mail_from: Option<String>,
     pub portal_url: Option<String>,
     pub time_zone: Option<String>,
+    /// The password and session settings, each named as its Spin variable
+    /// ([`NUMBERS`]), in that order.
+    pub numbers: [Option<i64>; 4],
 }
+
+/// The numeric settings a clinic may set for itself: the Spin variables, which are also the
+/// columns of `clinics` and the operator's field names.
+pub const NUMBERS: [&str; 4] = [
+    "password_min_length",
+    "temp_password_ttl_hours",
+    "session_idle_minutes",
+    "session_absolute_hours",
+];
 
 impl Overrides {
     /// The clinic's own value of a Spin variable it may set for itself, if it does.
@@ -39,8 +51,17 @@ impl Overrides {
             "mail_from" => self.mail_from.clone(),
             "portal_url" => self.portal_url.clone(),
             "clinic_timezone" => self.time_zone.clone(),
-            _ => None,
+            _ => NUMBERS
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|i| self.numbers[i])
+                .map(|n| n.to_string()),
         }
+    }
+
+    /// Whether the clinic sets any of the rules' settings (not only mail's).
+    pub fn sets_rules(&self) -> bool {
+        self.time_zone.is_some() || self.numbers.iter().any(Option::is_some)
     }
 }
 
@@ -93,7 +114,9 @@ pub fn resolve(
         .and_then(normalise_host)
         .is_some_and(|o| o == host && !host.is_empty());
     let rows = db.execute(
-        "SELECT c.id, c.status, c.name, c.mail_from, c.portal_url, c.time_zone
+        "SELECT c.id, c.status, c.name, c.mail_from, c.portal_url, c.time_zone,
+                c.password_min_length, c.temp_password_ttl_hours, c.session_idle_minutes,
+                c.session_absolute_hours
          FROM clinics c
          WHERE CASE WHEN ?2 THEN c.id = 0
                ELSE c.id = (SELECT clinic_id FROM clinic_hosts WHERE host = ?1)
@@ -114,6 +137,7 @@ pub fn resolve(
             mail_from: text(3),
             portal_url: text(4),
             time_zone: text(5),
+            numbers: [r.int(6), r.int(7), r.int(8), r.int(9)],
         },
     }))
 }

@@ -30,6 +30,10 @@ pub struct ClinicView {
     pub mail_from: Option<String>,
     pub portal_url: Option<String>,
     pub time_zone: Option<String>,
+    pub password_min_length: Option<i64>,
+    pub temp_password_ttl_hours: Option<i64>,
+    pub session_idle_minutes: Option<i64>,
+    pub session_absolute_hours: Option<i64>,
     pub created_at: String,
     pub staff: i64,
     pub clients: i64,
@@ -38,7 +42,8 @@ pub struct ClinicView {
 const CLINIC_COLUMNS: &str = "k.id, k.name, k.status, k.mail_from, k.portal_url, k.time_zone, k.created_at,
     (SELECT group_concat(host, ' ') FROM (SELECT host FROM clinic_hosts WHERE clinic_id = k.id ORDER BY host)),
     (SELECT count(*) FROM staff WHERE clinic_id = k.id),
-    (SELECT value FROM counters WHERE name = 'clients/' || k.id)";
+    (SELECT value FROM counters WHERE name = 'clients/' || k.id),
+    k.password_min_length, k.temp_password_ttl_hours, k.session_idle_minutes, k.session_absolute_hours";
 
 fn clinic_view(r: Row<'_>) -> ClinicView {
     let text = |i| r.text(i).map(str::to_string);
@@ -56,7 +61,20 @@ fn clinic_view(r: Row<'_>) -> ClinicView {
             .unwrap_or_default(),
         staff: r.int(8).unwrap_or_default(),
         clients: r.int(9).unwrap_or_default(),
+        password_min_length: r.int(10),
+        temp_password_ttl_hours: r.int(11),
+        session_idle_minutes: r.int(12),
+        session_absolute_hours: r.int(13),
     }
+}
+
+/// A field that may be absent (leave it), `null` (back to the deployment's) or a value.
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Every clinic but the operators' own, oldest first.
@@ -91,6 +109,26 @@ pub struct ClinicFields {
     pub mail_from: Option<String>,
     pub portal_url: Option<String>,
     pub time_zone: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub password_min_length: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub temp_password_ttl_hours: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub session_idle_minutes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub session_absolute_hours: Option<Option<i64>>,
+}
+
+impl ClinicFields {
+    /// The numeric settings in the order of `clinics::NUMBERS`.
+    fn numbers(&self) -> [Option<Option<i64>>; 4] {
+        [
+            self.password_min_length,
+            self.temp_password_ttl_hours,
+            self.session_idle_minutes,
+            self.session_absolute_hours,
+        ]
+    }
 }
 
 /// `POST /api/operator/clinics`: the clinic and its first administrator.
@@ -120,6 +158,7 @@ struct Checked {
     mail_from: Option<Option<String>>,
     portal_url: Option<Option<String>>,
     time_zone: Option<Option<String>>,
+    numbers: [Option<Option<i64>>; 4],
 }
 
 fn optional(value: &Option<String>) -> Option<Option<String>> {
@@ -180,7 +219,24 @@ fn check(fields: &ClinicFields) -> Result<Checked, ApiError> {
             format!("{zone:?} is not a time zone name such as America/Chicago."),
         ));
     }
+    // The same ranges as the Spin variables: checked by the same code.
+    let numbers = fields.numbers();
+    crate::settings::Settings::from_variables(|name| {
+        clinics::NUMBERS
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| numbers[i].flatten())
+            .map(|n| n.to_string())
+    })
+    .map_err(|e| {
+        let rule = e
+            .problem
+            .split_once(" must ")
+            .map_or(e.problem.as_str(), |(_, r)| r);
+        ApiError::invalid(e.variable, format!("{} must {rule}.", e.variable))
+    })?;
     Ok(Checked {
+        numbers,
         name,
         hosts,
         mail_from: optional(&fields.mail_from),
@@ -190,7 +246,28 @@ fn check(fields: &ClinicFields) -> Result<Checked, ApiError> {
 }
 
 /// Maps `hosts` to `clinic` (and nothing else to it); a host another clinic has is refused.
+/// So is the first host name while another clinic has none: once any host name is mapped, a
+/// clinic without one can no longer be reached (an installation's first clinic answers every
+/// host name only while none is mapped).
 fn set_hosts(db: &dyn Db, clinic: i64, hosts: &[String]) -> Result<(), ApiError> {
+    let stranded = db.execute(
+        "SELECT k.name, k.id FROM clinics k WHERE k.id NOT IN (0, ?)
+           AND NOT EXISTS (SELECT 1 FROM clinic_hosts h WHERE h.clinic_id = k.id)
+         ORDER BY k.id LIMIT 1",
+        &[clinic.into()],
+    )?;
+    if let Some(r) = stranded.first() {
+        let name = r.text(0).filter(|n| !n.is_empty()).map_or_else(
+            || format!("Clinic {}", r.int(1).unwrap_or_default()),
+            str::to_string,
+        );
+        return Err(ApiError::invalid(
+            "hosts",
+            format!(
+                "Give {name} its host names first: once any host name is mapped, a clinic without one cannot be reached."
+            ),
+        ));
+    }
     for host in hosts {
         let taken = db.execute(
             "SELECT clinic_id FROM clinic_hosts WHERE host = ? AND clinic_id != ?",
@@ -252,20 +329,28 @@ pub fn create(
     let now = deployment.clock.now();
     let expires = now
         .checked_add(jiff::SignedDuration::from_hours(
-            deployment.settings.temp_password_ttl_hours,
+            fields.numbers[1]
+                .flatten()
+                .unwrap_or(deployment.settings.temp_password_ttl_hours),
         ))
         .map_err(|_| ApiError::internal())?;
     let id = transaction(db, || {
         let id = db
             .execute(
-                "INSERT INTO clinics (name, mail_from, portal_url, time_zone, created_at)
-                 VALUES (?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO clinics (name, mail_from, portal_url, time_zone, created_at,
+                    password_min_length, temp_password_ttl_hours, session_idle_minutes,
+                    session_absolute_hours)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 &[
                     name.as_str().into(),
                     fields.mail_from.clone().flatten().into(),
                     fields.portal_url.clone().flatten().into(),
                     fields.time_zone.clone().flatten().into(),
                     now.to_string().into(),
+                    fields.numbers[0].flatten().into(),
+                    fields.numbers[1].flatten().into(),
+                    fields.numbers[2].flatten().into(),
+                    fields.numbers[3].flatten().into(),
                 ],
             )?
             .first()
@@ -373,6 +458,11 @@ pub fn change(
         ] {
             if let Some(v) = value {
                 set(column, v.clone().into(), json!(v))?;
+            }
+        }
+        for (column, value) in clinics::NUMBERS.iter().zip(fields.numbers) {
+            if let Some(v) = value {
+                set(column, v.into(), json!(v))?;
             }
         }
         if let Some(s) = status {

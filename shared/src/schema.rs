@@ -352,6 +352,14 @@ const MIGRATIONS: &[&[&str]] = &[
         WHEN OLD.clinic_id NOT IN (SELECT clinic_id FROM clinic_deletions)
         BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
     ],
+    &[
+        // A clinic's own password and session settings (`clinics::NUMBERS`); NULL keeps the
+        // deployment's variable.
+        "ALTER TABLE clinics ADD COLUMN password_min_length INTEGER",
+        "ALTER TABLE clinics ADD COLUMN temp_password_ttl_hours INTEGER",
+        "ALTER TABLE clinics ADD COLUMN session_idle_minutes INTEGER",
+        "ALTER TABLE clinics ADD COLUMN session_absolute_hours INTEGER",
+    ],
 ];
 
 /// Work that SQL cannot do, on the rows a migration changed.

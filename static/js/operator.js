@@ -135,8 +135,20 @@ function clinicFields(clinic = {}) {
       "Where its clients sign in, linked from its emails: https://portal.sunrise.example. Empty: the deployment's."),
     time_zone: field("Time zone", { name: "time_zone", value: clinic.time_zone || "", autocomplete: "off" },
       "For ages and dates: America/Chicago. Empty: the deployment's."),
+    password_min_length: number("Shortest password", "password_min_length", clinic, "Characters, 8 to 64."),
+    temp_password_ttl_hours: number("Temporary passwords work for", "temp_password_ttl_hours", clinic, "Hours, 1 to 720."),
+    session_idle_minutes: number("Sign out after inactivity", "session_idle_minutes", clinic, "Minutes, 1 to 1440."),
+    session_absolute_hours: number("Sign out in any case after", "session_absolute_hours", clinic, "Hours, 1 to 720."),
   };
 }
+
+/** A whole-number setting; empty keeps the deployment's. */
+function number(label, name, clinic, hint) {
+  const value = clinic[name] === null || clinic[name] === undefined ? "" : String(clinic[name]);
+  return field(label, { name, type: "number", inputmode: "numeric", value, autocomplete: "off" }, `${hint} Empty: the deployment's.`);
+}
+
+const NUMBERS = ["password_min_length", "temp_password_ttl_hours", "session_idle_minutes", "session_absolute_hours"];
 
 function values(fields) {
   return {
@@ -145,6 +157,10 @@ function values(fields) {
     mail_from: fields.mail_from.input.value.trim(),
     portal_url: fields.portal_url.input.value.trim(),
     time_zone: fields.time_zone.input.value.trim(),
+    ...Object.fromEntries(NUMBERS.map((n) => {
+      const typed = fields[n].input.value.trim();
+      return [n, typed === "" ? null : Number(typed)];
+    })),
   };
 }
 
@@ -186,8 +202,9 @@ function newClinicForm() {
   const form = h("form", { class: "card", novalidate: true },
     h("h2", {}, "New clinic"),
     h("div", { class: "grid" }, fields.name.wrap, fields.hosts.wrap, adminName.wrap, adminEmail.wrap),
-    h("details", {}, h("summary", {}, "Its own sender, portal address and time zone (optional)"),
-      h("div", { class: "grid" }, fields.mail_from.wrap, fields.portal_url.wrap, fields.time_zone.wrap)),
+    h("details", {}, h("summary", {}, "Its own sender, portal address, time zone, password and session settings (optional)"),
+      h("div", { class: "grid" }, fields.mail_from.wrap, fields.portal_url.wrap, fields.time_zone.wrap,
+        NUMBERS.map((n) => fields[n].wrap))),
     button);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -171,6 +171,7 @@ const DEPLOYMENT_STATEMENTS: &[(&str, &str)] = &[
     ("operator.rs", "UPDATE clinics SET"),
     ("operator.rs", "DELETE FROM clinics WHERE id = ?"),
     ("operator.rs", "FROM clinic_hosts WHERE host = ?"),
+    ("operator.rs", "SELECT k.name, k.id FROM clinics k"),
     (
         "operator.rs",
         "DELETE FROM clinic_hosts WHERE clinic_id = ?",

@@ -90,6 +90,8 @@ fn a_session_of_one_clinic_reaches_nothing_of_the_other() {
         mine.contains(&north_jane) && !mine.contains(&south_jane),
         "{mine:?}"
     );
+    let searched = ids(&north.get("/api/caseload?q=jane%20doe"));
+    assert_eq!(searched, vec![north_jane]);
 
     // The other clinic's client does not exist for her, whatever she tries.
     let path = format!("/api/clients/{south_jane}");
@@ -113,6 +115,15 @@ fn a_session_of_one_clinic_reaches_nothing_of_the_other() {
     let all = admin.get("/api/caseload?scope=all&limit=100");
     assert_eq!(all.json()["total"], 7, "{}", all.body);
     assert!(!ids(&all).contains(&south_jane));
+    // Searches too, whichever index they take: both clinics have a Jane Doe.
+    for q in ["jane", "doe%2C%20ja", "jane%20doe", "d"] {
+        for scope in ["all", "mine"] {
+            let found = ids(&admin.get(&format!("/api/caseload?scope={scope}&q={q}")));
+            assert!(!found.contains(&south_jane), "{scope} {q}: {found:?}");
+        }
+        let found = ids(&admin.get(&format!("/api/caseload?scope=all&q={q}")));
+        assert!(found.contains(&north_jane), "{q}: {found:?}");
+    }
     assert_eq!(admin.get(&path).status, 404);
     let staff = admin.get("/api/staff").json();
     assert_eq!(staff["staff"].as_array().map(Vec::len), Some(3), "{staff}");
@@ -349,11 +360,25 @@ fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_
     );
     assert_eq!(bad.status, 422, "{}", bad.body);
     assert_eq!(bad.json()["error"]["field"], "time_zone");
+    let short = ops.call(
+        "POST",
+        "/api/operator/clinics",
+        Some(&json!({ "name": "West Clinic", "hosts": ["west.localhost"], "admin_email": "wes@west.example", "admin_name": "Wes Admin", "password_min_length": 6 })),
+    );
+    assert_eq!(short.status, 422, "{}", short.body);
+    assert_eq!(short.json()["error"]["field"], "password_min_length");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM clinics WHERE name = 'West Clinic'"
+        ),
+        0
+    );
 
     let created = ops.call(
         "POST",
         "/api/operator/clinics",
-        Some(&json!({ "name": "West Clinic", "hosts": ["West.localhost"], "admin_email": "wes@west.example", "admin_name": "Wes Admin", "time_zone": "America/Denver" })),
+        Some(&json!({ "name": "West Clinic", "hosts": ["West.localhost"], "admin_email": "wes@west.example", "admin_name": "Wes Admin", "time_zone": "America/Denver", "password_min_length": 20 })),
     );
     assert_eq!(created.status, 201, "{}", created.body);
     let created = created.json();
@@ -376,7 +401,7 @@ fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_
     let changed = west.call(
         "POST",
         "/api/auth/change-password",
-        Some(&json!({ "change_token": first.json()["change_token"], "new_password": "amber lantern quiet orchard" })),
+        Some(&json!({ "change_token": first.json()["change_token"], "new_password": "amber lantern quiet orchard sings" })),
     );
     assert_eq!(changed.status, 200, "{}", changed.body);
     let wes = AtHost {
@@ -385,6 +410,31 @@ fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_
     };
     let all = wes.get("/api/caseload?scope=all");
     assert_eq!(all.json()["total"], 0, "{}", all.body);
+    // Its own password rule, and the others keep the deployment's.
+    assert_eq!(
+        west.get("/api/auth/password-rules").json()["min_length"],
+        20
+    );
+    assert_eq!(
+        AtHost::new(&app, "north.localhost")
+            .get("/api/auth/password-rules")
+            .json()["min_length"],
+        15
+    );
+    let relaxed = ops.call(
+        "PATCH",
+        &format!("/api/operator/clinics/{}", created["clinic"]["id"]),
+        Some(&json!({ "password_min_length": null })),
+    );
+    assert_eq!(relaxed.status, 200, "{}", relaxed.body);
+    assert_eq!(
+        relaxed.json()["clinic"]["password_min_length"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        west.get("/api/auth/password-rules").json()["min_length"],
+        15
+    );
     // Nobody else signs in there with another clinic's account.
     let casey = west.call(
         "POST",
@@ -708,6 +758,41 @@ fn a_fresh_installation_sets_up_its_operator_on_the_operator_host_and_its_clinic
     let listed = ops.get("/api/operator/clinics");
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_eq!(listed.json()["clinics"][0]["id"], 1);
+    // A second clinic may not strand the first: it must have its host names before any is
+    // mapped.
+    let new = json!({ "name": "Second Clinic", "hosts": ["second.localhost"], "admin_email": "sec@second.example", "admin_name": "Sec Admin" });
+    let stranding = ops.call("POST", "/api/operator/clinics", Some(&new));
+    assert_eq!(stranding.status, 422, "{}", stranding.body);
+    assert!(
+        stranding.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Clinic 1 its host names first"),
+        "{}",
+        stranding.body
+    );
+    assert_eq!(
+        AtHost::new(&app, "anything.localhost")
+            .get("/api/auth/me")
+            .status,
+        401
+    );
+    let mapped = ops.call(
+        "PATCH",
+        "/api/operator/clinics/1",
+        Some(&json!({ "name": "First Clinic", "hosts": ["portal.localhost"] })),
+    );
+    assert_eq!(mapped.status, 200, "{}", mapped.body);
+    assert_eq!(
+        ops.call("POST", "/api/operator/clinics", Some(&new)).status,
+        201
+    );
+    assert_eq!(
+        AtHost::new(&app, "anything.localhost")
+            .get("/api/auth/me")
+            .status,
+        404
+    );
     let head = clinic.sign_in(("head@clinic.example", "granite harbour evening bells"));
     assert_eq!(head.get("/api/operator/clinics").status, 404);
     // Each is its own account: the operator's does not open the clinic, nor the reverse.

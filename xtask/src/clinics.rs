@@ -88,6 +88,14 @@ fn metering_cost() -> Result<()> {
         let caseloads = (0..CALLS)
             .map(|_| timed("My Caseload", || casey.get("/api/caseload")))
             .collect::<Result<Vec<_>>>()?;
+        let jane = app.client_id("Jane");
+        let views = (0..CALLS)
+            .map(|_| {
+                timed("Client Information", || {
+                    casey.get(&format!("/api/clients/{jane}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut ids = Vec::with_capacity(CALLS);
         for _ in 0..CALLS {
             next_client += 1;
@@ -113,6 +121,10 @@ fn metering_cost() -> Result<()> {
         for (call, times) in [
             ("staff sign-in", sign_ins),
             ("My Caseload (not billed: no write either way)", caseloads),
+            (
+                "Client Information opened (billed: the cheapest billed call)",
+                views,
+            ),
             ("Reset and Send New, local mailbox", resets),
         ] {
             let (p50, p99) = percentiles(times);

@@ -431,7 +431,7 @@ fn scale_section() -> Result<()> {
         "Median of 15 calls through `caseport up` (HTTP, component, SQLite); 1,000 extra staff; Casey has every thousandth client, an administrator sees all.\n"
     );
     println!(
-        "| clients | mine: first page | mine: search | mine: last page | all: first page | all: search \"Smith1\" | all: page at 50% | all: page at 50%, by cursor | all: last page |"
+        "| clients | mine: first page | mine: search | mine: last page | all: first page | all: search \"Smith1\" | all: page at 50% | all: page at 50%, by cursor | all: last page | all: sorted by date assigned |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut plans_db = None;

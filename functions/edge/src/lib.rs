@@ -240,7 +240,7 @@ impl Env {
                 ));
             }
         };
-        if clinic.overrides.time_zone.is_some() {
+        if clinic.overrides.sets_rules() {
             settings = Settings::from_variables(|name| variable(&clinic, name))
                 .map_err(|why| ApiError::misconfigured(&why))?;
         }
