@@ -56,17 +56,8 @@ impl Query {
         };
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let key = key.as_ref();
-            let number = |field: &str, min: i64, max: i64| -> Result<i64, ApiError> {
-                value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            field,
-                            format!("{field} must be a whole number from {min} to {max}."),
-                        )
-                    })
+            let number = |field: &str, min: i64, max: i64| {
+                crate::request::whole_number(field, &value, min, max)
             };
             match key {
                 "scope" => {

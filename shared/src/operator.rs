@@ -772,16 +772,7 @@ impl UsageQuery {
         };
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let number = |field: &str, min: i64, max: i64| {
-                value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            field,
-                            format!("{field} must be a whole number from {min} to {max}."),
-                        )
-                    })
+                crate::request::whole_number(field, &value, min, max)
             };
             match key.as_ref() {
                 "after" => out.after = number("after", 0, i64::MAX)?,

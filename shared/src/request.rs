@@ -93,6 +93,21 @@ impl Incoming<'_> {
     }
 }
 
+/// A query parameter that must be a whole number from `min` to `max`; anything else is a 422
+/// naming it.
+pub fn whole_number(field: &str, value: &str, min: i64, max: i64) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!("{field} must be a whole number from {min} to {max}."),
+            )
+        })
+}
+
 /// The network a request comes from, for per-client limits: the peer's address, or behind a
 /// trusted proxy the nearest address in `X-Forwarded-For` that is not itself a trusted proxy
 /// (a client can prepend anything to that header, so only what trusted proxies appended

@@ -359,6 +359,21 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE clinics ADD COLUMN temp_password_ttl_hours INTEGER",
         "ALTER TABLE clinics ADD COLUMN session_idle_minutes INTEGER",
         "ALTER TABLE clinics ADD COLUMN session_absolute_hours INTEGER",
+        // What refers to a client or a staff member is in their clinic (as migration 7's
+        // triggers keep assignments and credentials).
+        "CREATE TRIGGER portal_resets_one_clinic BEFORE INSERT ON portal_resets
+        WHEN NEW.clinic_id IS NOT (SELECT clinic_id FROM clients WHERE id = NEW.client_id)
+          OR NEW.clinic_id IS NOT (SELECT clinic_id FROM staff WHERE id = NEW.requested_by)
+        BEGIN SELECT RAISE(ABORT, 'a reset belongs to its client''s clinic'); END",
+        "CREATE TRIGGER mail_deliveries_one_clinic BEFORE INSERT ON mail_deliveries
+        WHEN NEW.client_id IS NOT NULL
+          AND NEW.clinic_id IS NOT (SELECT clinic_id FROM clients WHERE id = NEW.client_id)
+        BEGIN SELECT RAISE(ABORT, 'an email to a client belongs to the client''s clinic'); END",
+        "CREATE TRIGGER one_time_tokens_one_clinic BEFORE INSERT ON one_time_tokens
+        WHEN NEW.clinic_id IS NOT (CASE NEW.owner_kind
+            WHEN 'staff' THEN (SELECT clinic_id FROM staff WHERE id = NEW.owner_id)
+            ELSE (SELECT clinic_id FROM clients WHERE id = NEW.owner_id) END)
+        BEGIN SELECT RAISE(ABORT, 'a link belongs to its owner''s clinic'); END",
     ],
 ];
 
@@ -584,6 +599,33 @@ mod tests {
                 "index {name} on {table} starts with {first:?}, not the clinic"
             );
         }
+    }
+
+    #[test]
+    fn nothing_joins_a_row_of_one_clinic_to_a_person_of_another() {
+        let db = NativeDb::in_memory().unwrap();
+        migrate(&db).unwrap();
+        for sql in [
+            "INSERT INTO clinics (id, name, created_at) VALUES (2, 'South', 'now')",
+            "INSERT INTO staff (id, clinic_id, email, display_name, role, created_at) VALUES (10, 1, 'n@x.example', 'N', 'admin', 'now'), (20, 2, 's@x.example', 'S', 'admin', 'now')",
+            "INSERT INTO clients (id, clinic_id, first_name, last_name, dob, created_at) VALUES (11, 1, 'A', 'B', '2000-01-01', 'now'), (21, 2, 'C', 'D', '2000-01-01', 'now')",
+        ] {
+            db.execute(sql, &[]).unwrap();
+        }
+        let crossing = [
+            "INSERT INTO caseload_assignments (clinic_id, staff_id, client_id, role, date_assigned) VALUES (1, 10, 21, 'primary_case_manager', 'x')",
+            "INSERT INTO credentials (clinic_id, owner_kind, owner_id, username, phc, changed_at) VALUES (1, 'client', 21, 'c', 'p', 'x')",
+            "INSERT INTO portal_resets (clinic_id, client_id, idempotency_key, requested_by, delivery, status, username, created_at, started_at) VALUES (2, 21, 'k', 10, 'display', 'shown', 'c', 'x', 0)",
+            "INSERT INTO mail_deliveries (clinic_id, public_id, client_id, purpose, provider, to_address, status, created_at, updated_at) VALUES (1, 'p', 21, 'reset_link', 'postmark', 'a@b.example', 'sending', 'x', 'x')",
+            "INSERT INTO one_time_tokens (clinic_id, token_hash, purpose, owner_kind, owner_id, expires_at) VALUES (2, 'h', 'reset', 'staff', 10, 0)",
+        ];
+        for sql in crossing {
+            let e = db.execute(sql, &[]).unwrap_err();
+            assert!(e.detail.contains("clinic"), "{sql}: {e}");
+        }
+        // The same rows within one clinic are fine.
+        db.execute("INSERT INTO caseload_assignments (clinic_id, staff_id, client_id, role, date_assigned) VALUES (2, 20, 21, 'primary_case_manager', 'x')", &[]).unwrap();
+        db.execute("INSERT INTO one_time_tokens (clinic_id, token_hash, purpose, owner_kind, owner_id, expires_at) VALUES (1, 'h', 'reset', 'staff', 10, 0)", &[]).unwrap();
     }
 
     #[test]

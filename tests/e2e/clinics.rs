@@ -315,15 +315,6 @@ fn each_clinics_email_carries_its_own_name_and_portal() {
     assert_eq!(deliveries.first().and_then(|r| r.int(0)), Some(2));
 }
 
-fn count(app: &Server, sql: &str) -> i64 {
-    app.db()
-        .execute(sql, &[])
-        .unwrap()
-        .first()
-        .and_then(|r| r.int(0))
-        .unwrap()
-}
-
 #[test]
 fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_host() {
     let app = demo_app();
@@ -347,10 +338,7 @@ fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_
     assert_eq!(taken.status, 409, "{}", taken.body);
     assert_eq!(taken.json()["error"]["code"], "host_in_use");
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM clinics WHERE name = 'West Clinic'"
-        ),
+        app.count("SELECT count(*) FROM clinics WHERE name = 'West Clinic'"),
         0
     );
     let bad = ops.call(
@@ -368,10 +356,7 @@ fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_
     assert_eq!(short.status, 422, "{}", short.body);
     assert_eq!(short.json()["error"]["field"], "password_min_length");
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM clinics WHERE name = 'West Clinic'"
-        ),
+        app.count("SELECT count(*) FROM clinics WHERE name = 'West Clinic'"),
         0
     );
 
@@ -451,8 +436,7 @@ fn the_operator_creates_a_clinic_whose_first_administrator_starts_it_on_its_own_
 
     // The operator's log holds it; the new clinic's chain starts with it.
     assert_eq!(
-        count(
-            &app,
+        app.count(
             "SELECT count(*) FROM audit_log WHERE clinic_id = 0 AND action = 'clinic_created'"
         ),
         1
@@ -477,9 +461,9 @@ fn export_then_delete_leaves_nothing_of_the_clinic_and_the_others_untouched() {
     );
     assert_eq!(shown.status, 200, "{}", shown.body);
     let north_before = (
-        count(&app, "SELECT count(*) FROM staff WHERE clinic_id = 1"),
-        count(&app, "SELECT count(*) FROM clients WHERE clinic_id = 1"),
-        count(&app, "SELECT count(*) FROM audit_log WHERE clinic_id = 1"),
+        app.count("SELECT count(*) FROM staff WHERE clinic_id = 1"),
+        app.count("SELECT count(*) FROM clients WHERE clinic_id = 1"),
+        app.count("SELECT count(*) FROM audit_log WHERE clinic_id = 1"),
     );
 
     let ops = AtHost::new(&app, "operator.localhost").sign_in(OPERATOR);
@@ -548,20 +532,14 @@ fn export_then_delete_leaves_nothing_of_the_clinic_and_the_others_untouched() {
     assert!(tables.len() >= 10, "{tables:?}");
     for table in &tables {
         assert_eq!(
-            count(
-                &app,
-                &format!("SELECT count(*) FROM {table} WHERE clinic_id = 2")
-            ),
+            app.count(&format!("SELECT count(*) FROM {table} WHERE clinic_id = 2")),
             0,
             "{table} keeps rows of the deleted clinic"
         );
     }
-    assert_eq!(count(&app, "SELECT count(*) FROM clinics WHERE id = 2"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM clinics WHERE id = 2"), 0);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM counters WHERE name = 'clients/2'"
-        ),
+        app.count("SELECT count(*) FROM counters WHERE name = 'clients/2'"),
         0
     );
     let kv =
@@ -583,18 +561,16 @@ fn export_then_delete_leaves_nothing_of_the_clinic_and_the_others_untouched() {
     // The other clinic is as it was, and whole; the operator's log says what was deleted.
     assert_eq!(
         (
-            count(&app, "SELECT count(*) FROM staff WHERE clinic_id = 1"),
-            count(&app, "SELECT count(*) FROM clients WHERE clinic_id = 1"),
-            count(&app, "SELECT count(*) FROM audit_log WHERE clinic_id = 1"),
+            app.count("SELECT count(*) FROM staff WHERE clinic_id = 1"),
+            app.count("SELECT count(*) FROM clients WHERE clinic_id = 1"),
+            app.count("SELECT count(*) FROM audit_log WHERE clinic_id = 1"),
         ),
         north_before
     );
     AtHost::new(&app, "north.localhost").sign_in(CASEY);
     caseport_tests::checks::assert_whole(&db);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM audit_log WHERE clinic_id = 0 AND action = 'clinic_deleted' AND subject = 'clinic:2'"
+        app.count("SELECT count(*) FROM audit_log WHERE clinic_id = 0 AND action = 'clinic_deleted' AND subject = 'clinic:2'"
         ),
         1
     );
@@ -606,7 +582,7 @@ const BILLABLE: &str = "('sign_in', 'client_viewed', 'client_added', 'client_upd
 #[test]
 fn usage_is_one_event_per_billable_call_and_agrees_with_the_audit_log() {
     let app = demo_app();
-    let before = count(&app, "SELECT count(*) FROM usage_events");
+    let before = app.count("SELECT count(*) FROM usage_events");
     let north = AtHost::new(&app, "north.localhost");
     // Refused and unauthenticated calls are not billed.
     let wrong = north.call(
@@ -621,7 +597,7 @@ fn usage_is_one_event_per_billable_call_and_agrees_with_the_audit_log() {
             .status,
         401
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM usage_events"), before);
+    assert_eq!(app.count("SELECT count(*) FROM usage_events"), before);
 
     let casey = north.sign_in(CASEY); // sign_in
     let jane = client_of(&app, 1, "Jane");
@@ -695,18 +671,13 @@ fn usage_is_one_event_per_billable_call_and_agrees_with_the_audit_log() {
 
     // Usage and the audit log agree, clinic by clinic and entry by entry.
     assert_eq!(
-        count(
-            &app,
-            &format!(
-                "SELECT count(*) FROM audit_log WHERE clinic_id != 0 AND action IN {BILLABLE}"
-            )
-        ),
-        count(&app, "SELECT count(*) FROM usage_events")
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE clinic_id != 0 AND action IN {BILLABLE}"
+        )),
+        app.count("SELECT count(*) FROM usage_events")
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM usage_events u LEFT JOIN audit_log a ON a.seq = u.audit_seq WHERE a.seq IS NULL OR a.clinic_id != u.clinic_id"
+        app.count("SELECT count(*) FROM usage_events u LEFT JOIN audit_log a ON a.seq = u.audit_seq WHERE a.seq IS NULL OR a.clinic_id != u.clinic_id"
         ),
         0
     );

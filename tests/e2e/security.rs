@@ -33,16 +33,6 @@ fn history(staff: &Staff, id: i64) -> Vec<String> {
         .collect()
 }
 
-fn count(app: &Server, sql: &str) -> i64 {
-    use caseport_shared::ports::Db;
-    app.db()
-        .execute(sql, &[])
-        .unwrap()
-        .first()
-        .and_then(|r| r.int(0))
-        .unwrap()
-}
-
 #[test]
 fn forgot_password_reaches_only_the_address_on_record_after_a_correction() {
     let app = demo_app();
@@ -62,10 +52,7 @@ fn forgot_password_reaches_only_the_address_on_record_after_a_correction() {
     }
     let mail = wait_for_mail(&app, 1);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM one_time_tokens WHERE purpose = 'reset'"
-        ),
+        app.count("SELECT count(*) FROM one_time_tokens WHERE purpose = 'reset'"),
         1,
         "one link, for the address on record"
     );
@@ -103,10 +90,7 @@ fn the_previous_address_is_told_when_the_email_changes() {
     let jane = app.client_id("Jane");
     assert_eq!(casey.correct_email(jane, "jdoe123@hotmail.com").status, 200);
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM mail_deliveries WHERE purpose = 'email_changed'"
-        ),
+        app.count("SELECT count(*) FROM mail_deliveries WHERE purpose = 'email_changed'"),
         1
     );
 }
@@ -116,10 +100,8 @@ fn an_administrator_takes_access_away_at_once() {
     let app = demo_app();
     let admin = Staff::sign_in(&app, ADMIN);
     let robin = Staff::sign_in(&app, ROBIN);
-    let robin_id = count(
-        &app,
-        "SELECT id FROM staff WHERE email = 'robin.support@example.org'",
-    );
+    let robin_id = app
+        .count("SELECT id FROM staff WHERE clinic_id = 1 AND email = 'robin.support@example.org'");
     let allison = app.client_id("Allison");
     assert_eq!(robin.get(&format!("/api/clients/{allison}")).status, 200);
 
@@ -284,14 +266,10 @@ fn a_loopback_server_answers_other_host_names_only_when_allowed() {
 #[test]
 fn a_staff_member_who_forgot_their_password_gets_a_link_at_their_work_email_only_while_active() {
     let app = demo_app();
-    let robin_id = count(
-        &app,
-        "SELECT id FROM staff WHERE email = 'robin.support@example.org'",
-    );
+    let robin_id = app
+        .count("SELECT id FROM staff WHERE clinic_id = 1 AND email = 'robin.support@example.org'");
     let tokens = || {
-        count(
-            &app,
-            &format!(
+        app.count(&format!(
                 "SELECT count(*) FROM one_time_tokens WHERE purpose = 'reset' AND owner_kind = 'staff' AND owner_id = {robin_id}"
             ),
         )

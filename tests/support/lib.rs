@@ -702,6 +702,16 @@ impl Server {
             .unwrap_or_else(|e| panic!("open the database: {e}"))
     }
 
+    /// The one integer `sql` answers, read from the database beside the running server.
+    pub fn count(&self, sql: &str) -> i64 {
+        use caseport_shared::ports::Db;
+        self.db()
+            .execute(sql, &[])
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.int(0)))
+            .unwrap_or_else(|| panic!("no integer from {sql}"))
+    }
+
     /// Signs in and returns the `name=value` of the session cookie.
     pub fn sign_in(&self, realm: &str, username: &str, password: &str) -> String {
         let r = self.post(

@@ -10,7 +10,7 @@ use caseport_shared::ports::{Db, StorageError};
 use caseport_tests::demo::{ADMIN, CASEY};
 use caseport_tests::{Server, Up};
 
-use crate::ms;
+use crate::{ms, timed};
 
 fn storage(e: StorageError) -> anyhow::Error {
     anyhow!("{e}")
@@ -28,16 +28,6 @@ fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
         ms(times[times.len() / 2]),
         ms(times[(times.len() * 99 / 100).min(times.len() - 1)]),
     )
-}
-
-fn timed(what: &str, call: impl FnOnce() -> caseport_tests::Reply) -> Result<Duration> {
-    let started = Instant::now();
-    let r = call();
-    let took = started.elapsed();
-    if r.status != 200 {
-        bail!("{what}: {} {}", r.status, r.body);
-    }
-    Ok(took)
 }
 
 /// The same calls with the `usage_metered` trigger and without it, twice each, interleaved (the
@@ -77,7 +67,7 @@ fn metering_cost() -> Result<()> {
         let label = if metered { "yes" } else { "no" };
         let sign_ins = (0..CALLS)
             .map(|_| {
-                timed("sign-in", || {
+                timed("sign-in", 200, || {
                     app.post(
                         "/api/auth/login",
                         &serde_json::json!({ "realm": "staff", "username": CASEY.0, "password": CASEY.1 }),
@@ -86,12 +76,12 @@ fn metering_cost() -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?;
         let caseloads = (0..CALLS)
-            .map(|_| timed("My Caseload", || casey.get("/api/caseload")))
+            .map(|_| timed("My Caseload", 200, || casey.get("/api/caseload")))
             .collect::<Result<Vec<_>>>()?;
         let jane = app.client_id("Jane");
         let views = (0..CALLS)
             .map(|_| {
-                timed("Client Information", || {
+                timed("Client Information", 200, || {
                     casey.get(&format!("/api/clients/{jane}"))
                 })
             })
@@ -109,7 +99,7 @@ fn metering_cost() -> Result<()> {
         let resets = ids
             .iter()
             .map(|id| {
-                timed("Reset and Send New", || {
+                timed("Reset and Send New", 200, || {
                     casey.send(
                         "POST",
                         &format!("/api/clients/{id}/portal-password/reset"),
