@@ -2,15 +2,13 @@
 //! and Reset and Send New with and without the usage write, the bytes a usage event takes, and
 //! My Caseload with 100,000 clients spread over 100 clinics.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result, anyhow, bail};
 use caseport_shared::native::NativeDb;
 use caseport_shared::ports::{Db, StorageError};
+use caseport_tests::Up;
 use caseport_tests::demo::{ADMIN, CASEY};
-use caseport_tests::{Server, Up};
 
-use crate::{ms, timed};
+use crate::{median_ms, percentiles, timed};
 
 fn storage(e: StorageError) -> anyhow::Error {
     anyhow!("{e}")
@@ -20,14 +18,6 @@ pub fn section() -> Result<()> {
     metering_cost()?;
     bytes_per_event()?;
     caseload_over_clinics()
-}
-
-fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
-    times.sort();
-    (
-        ms(times[times.len() / 2]),
-        ms(times[(times.len() * 99 / 100).min(times.len() - 1)]),
-    )
 }
 
 /// The same calls with the `usage_metered` trigger and without it, twice each, interleaved (the
@@ -180,23 +170,6 @@ fn bytes_per_event() -> Result<()> {
     Ok(())
 }
 
-/// Median of 15 calls.
-fn median(app: &Server, path: &str, headers: &[(&str, &str)]) -> Result<(f64, i64)> {
-    let mut times = Vec::new();
-    let mut total = 0;
-    for _ in 0..15 {
-        let started = Instant::now();
-        let r = app.call("GET", path, None, headers);
-        times.push(started.elapsed());
-        if r.status != 200 {
-            bail!("{path}: {} {}", r.status, r.body);
-        }
-        total = r.json()["total"].as_i64().unwrap_or(0);
-    }
-    times.sort();
-    Ok((ms(times[times.len() / 2]), total))
-}
-
 /// 100 clinics of 1,000 clients each (ten case managers with 100 each, and an administrator),
 /// on `c<n>.localhost`, beside the demo's two.
 fn caseload_over_clinics() -> Result<()> {
@@ -319,11 +292,11 @@ fn caseload_over_clinics() -> Result<()> {
         let admin = sign_in(format!("s0@c{clinic}.example"))?;
         let as_manager = [("host", host.as_str()), ("cookie", manager.as_str())];
         let as_admin = [("host", host.as_str()), ("cookie", admin.as_str())];
-        let (mine_first, mine) = median(&app, "/api/caseload", &as_manager)?;
-        let (mine_search, _) = median(&app, "/api/caseload?q=Smith", &as_manager)?;
-        let (all_first, all) = median(&app, "/api/caseload?scope=all", &as_admin)?;
-        let (all_search, _) = median(&app, "/api/caseload?scope=all&q=Smith1", &as_admin)?;
-        let (all_last, _) = median(
+        let (mine_first, mine) = median_ms(&app, "/api/caseload", &as_manager)?;
+        let (mine_search, _) = median_ms(&app, "/api/caseload?q=Smith", &as_manager)?;
+        let (all_first, all) = median_ms(&app, "/api/caseload?scope=all", &as_admin)?;
+        let (all_search, _) = median_ms(&app, "/api/caseload?scope=all&q=Smith1", &as_admin)?;
+        let (all_last, _) = median_ms(
             &app,
             &format!("/api/caseload?scope=all&offset={}", all - 25),
             &as_admin,
