@@ -10,6 +10,7 @@ mod componentize;
 mod key_value;
 mod manifest;
 mod outbound_http;
+mod request_log;
 mod router;
 mod runtime;
 mod runtime_config;

@@ -16,7 +16,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::request_log::{FLUSH_EVERY, RequestLog};
 use crate::runtime::{App, Outcome, SpinHeaders, error_response, set_spin_headers};
+
+type Log = RequestLog<std::io::Stdout>;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -29,6 +32,17 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
     // A connection is accepted only when there is room for it: past the cap, clients wait in
     // the listen queue instead of taking memory and tasks.
     let room = Arc::new(tokio::sync::Semaphore::new(app.limits.max_connections));
+    let log = RequestLog::new(std::io::stdout());
+    let flusher = tokio::spawn({
+        let log = log.clone();
+        async move {
+            let mut every = tokio::time::interval(FLUSH_EVERY);
+            loop {
+                every.tick().await;
+                log.flush();
+            }
+        }
+    });
     loop {
         tokio::select! {
             accepted = accept(&listener, &room) => {
@@ -42,10 +56,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
                 let _ = stream.set_nodelay(true);
                 let header_timeout = app.limits.header_timeout;
                 let app = app.clone();
+                let log = log.clone();
                 let local = listener.local_addr().ok();
+                let client: Arc<str> = peer.to_string().into();
                 let service = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(app, req, peer, local).await) }
+                    let (app, log, client) = (app.clone(), log.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(handle(app, &log, req, &client, local).await) }
                 });
                 // A client that is slow to send its headers (or leaves an idle connection
                 // open) is disconnected after the header timeout.
@@ -63,6 +79,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
             _ = &mut shutdown => break,
         }
     }
+    log.flush();
     println!(
         "Shutting down: finishing requests in flight (up to {} s)",
         DRAIN.as_secs()
@@ -74,6 +91,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> Result<()> {
     {
         eprintln!("Some requests did not finish within {} s", DRAIN.as_secs());
     }
+    flusher.abort();
+    log.flush();
     Ok(())
 }
 
@@ -121,17 +140,19 @@ async fn shutdown_signal() {
 /// Routes and runs one request, then logs it.
 async fn handle(
     app: Arc<App>,
+    log: &Arc<Log>,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    client: &str,
     local: Option<SocketAddr>,
 ) -> Response<HyperOutgoingBody> {
+    let in_flight = log.begin();
     let started = Instant::now();
     let method = request.method().clone();
     // The query may carry a token (a reset link); it is never logged.
     let path = request.uri().path().to_string();
-    let (response, component) = route(&app, request, peer, local).await;
+    let (response, component) = route(&app, request, client, local).await;
     let elapsed = started.elapsed();
-    println!(
+    in_flight.finish(format_args!(
         "{} {method} {path} {} {} {:.2}ms",
         jiff::Timestamp::now()
             .round(jiff::Unit::Millisecond)
@@ -139,16 +160,16 @@ async fn handle(
         component.unwrap_or("-"),
         response.status().as_u16(),
         elapsed.as_secs_f64() * 1000.0
-    );
+    ));
     response
 }
 
-async fn route(
-    app: &Arc<App>,
+async fn route<'a>(
+    app: &'a Arc<App>,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    client: &str,
     local: Option<SocketAddr>,
-) -> (Response<HyperOutgoingBody>, Option<&str>) {
+) -> (Response<HyperOutgoingBody>, Option<&'a str>) {
     // Listening on loopback means "this computer only": a page of another site that points
     // its own host name at 127.0.0.1 (DNS rebinding) must not reach the app through it.
     if let Some(local) = local
@@ -241,10 +262,9 @@ async fn route(
     {
         parts.headers.insert(http::header::HOST, v);
     }
-    let client_addr = peer.to_string();
     set_spin_headers(
         &mut parts.headers,
-        &SpinHeaders::routed(&full_url, route, &matched, &client_addr),
+        &SpinHeaders::routed(&full_url, route, &matched, client),
     );
 
     let (response, outcome) = app
