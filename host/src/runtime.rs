@@ -230,6 +230,9 @@ fn engine(limits: &Limits) -> Result<Engine> {
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config.epoch_interruption(true).allocation_strategy(pool);
+    if std::env::var_os("CASEPORT_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot configure the wasm engine")
@@ -787,23 +790,35 @@ fn timeout_response(limit: Duration) -> http::Response<HyperOutgoingBody> {
 /// first value of one reads the client's. spin-sdk's `Request` keeps the last value, which
 /// is the runtime's.
 pub fn set_spin_headers(headers: &mut http::HeaderMap, spin: &SpinHeaders<'_>) {
-    let mut add = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::try_from(name),
-            http::HeaderValue::from_str(value),
-        ) {
-            headers.append(n, v);
+    use http::{HeaderName, HeaderValue};
+    let mut add = |name: HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.append(name, v);
         }
     };
-    add("spin-full-url", spin.full_url);
-    add("spin-path-info", spin.path_info);
-    add("spin-matched-route", spin.matched_route);
-    add("spin-base-path", "/");
-    add("spin-raw-component-route", spin.raw_component_route);
-    add("spin-component-route", spin.component_route);
-    add("spin-client-addr", spin.client_addr);
+    add(HeaderName::from_static("spin-full-url"), spin.full_url);
+    add(HeaderName::from_static("spin-path-info"), spin.path_info);
+    add(
+        HeaderName::from_static("spin-matched-route"),
+        spin.matched_route,
+    );
+    add(HeaderName::from_static("spin-base-path"), "/");
+    add(
+        HeaderName::from_static("spin-raw-component-route"),
+        spin.raw_component_route,
+    );
+    add(
+        HeaderName::from_static("spin-component-route"),
+        spin.component_route,
+    );
+    add(
+        HeaderName::from_static("spin-client-addr"),
+        spin.client_addr,
+    );
     for (param, value) in spin.params {
-        add(&crate::router::path_match_header(param), value);
+        if let Ok(name) = HeaderName::try_from(crate::router::path_match_header(param)) {
+            add(name, value);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Caseport's own spin.toml under the runtime: the web component and the local mailbox.
 
 use caseport_tests::demo::{ADMIN, CASEY};
-use caseport_tests::{Server, Staff, Up};
+use caseport_tests::{Server, Staff, Up, root};
 use serde_json::json;
 
 const SECURITY_HEADERS: &[&str] = &[
@@ -44,6 +44,49 @@ fn the_start_page_is_served_with_type_etag_and_security_headers() {
     assert_ne!(css.header("etag"), Some(etag.as_str()));
     let svg = app.get("/favicon.svg");
     assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
+}
+
+#[test]
+fn pages_arrive_whole_answer_head_and_lead_a_directory_to_its_slash() {
+    let app = Up::caseport().start().unwrap();
+    // Byte for byte, the large scripts too (their bodies take several writes).
+    for file in [
+        "index.html",
+        "staff/index.html",
+        "css/app.css",
+        "js/staff.js",
+    ] {
+        let on_disk = std::fs::read_to_string(root().join("static").join(file)).unwrap();
+        let served = app.get(&format!("/{file}"));
+        assert_eq!(served.status, 200, "{file}");
+        assert_eq!(served.body, on_disk, "{file}");
+        assert_eq!(
+            served.header("content-length"),
+            Some(on_disk.len().to_string().as_str())
+        );
+    }
+    let staff = app.get("/staff/");
+    assert_eq!(app.get("/staff/?from=email").body, staff.body);
+
+    let head =
+        app.raw(b"HEAD /js/staff.js HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("etag: \""), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+
+    let bare = app.raw(b"GET /staff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(bare.starts_with("HTTP/1.1 308"), "{bare}");
+    assert!(bare.contains("location: /staff/\r\n"), "{bare}");
+
+    // An ETag among several a browser holds.
+    let etag = staff.header("etag").unwrap();
+    let listed = format!("\"{}\", {etag}", "0".repeat(24));
+    assert_eq!(
+        app.get_with("/staff/", &[("if-none-match", &listed)])
+            .status,
+        304
+    );
 }
 
 #[test]

@@ -10,12 +10,12 @@ use caseport_edge::{client_id, json, path_id, staff_request};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::{caseload, client_info, staff};
 use serde_json::json;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: Request) -> Response {
-    caseport_edge::respond(answer(&req))
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    caseport_edge::serve(incoming, out, answer).await;
 }
 
 fn answer(req: &Request) -> Result<Response, ApiError> {

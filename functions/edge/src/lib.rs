@@ -15,9 +15,9 @@ use caseport_shared::settings::SettingError;
 use caseport_shared::settings::Settings;
 use caseport_shared::{auth, demo, schema};
 use serde::Serialize;
-use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{
-    IncomingRequest, OutgoingResponse, Request, Response, ResponseBuilder, ResponseOutparam,
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, Request, Response,
+    ResponseBuilder, ResponseOutparam,
 };
 use spin_sdk::{key_value, sqlite, variables};
 
@@ -516,11 +516,6 @@ pub fn json_with<T: Serialize>(status: u16, value: &T, headers: &[(&str, String)
     }
 }
 
-/// A handler's answer, or its error in the JSON error shape.
-pub fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(|e| error(&e))
-}
-
 /// The JSON error shape, with its status (and `Retry-After` when the error has one).
 pub fn error(e: &ApiError) -> Response {
     let mut b = builder(e.status());
@@ -535,6 +530,44 @@ pub fn error(e: &ApiError) -> Response {
     b.body(e.to_json()).build()
 }
 
+/// Reads a request: its method, address and headers, and its body unless it is a GET or a
+/// HEAD (which carry none that Caseport reads). Each part is a call across the component
+/// boundary; a body's is several, waiting on the host's body task, which made reading an
+/// empty body a quarter of a static page's time (docs/BENCHMARKS.md).
+pub async fn read_request(incoming: IncomingRequest) -> Result<Request, ApiError> {
+    let method = incoming.method();
+    let mut builder = Request::builder();
+    builder
+        .method(method.clone())
+        .uri(incoming.uri())
+        .headers(incoming.headers());
+    if matches!(method, Method::Get | Method::Head) {
+        return Ok(builder.build());
+    }
+    match incoming.into_body().await {
+        Ok(body) => Ok(builder.body(body).build()),
+        Err(_) => Err(ApiError::new(
+            Code::BadRequest,
+            "The request could not be read; send it again.",
+        )),
+    }
+}
+
+/// Serves a request with `answer`.
+pub async fn serve(
+    incoming: IncomingRequest,
+    out: ResponseOutparam,
+    answer: impl FnOnce(&Request) -> Result<Response, ApiError>,
+) {
+    serve_then(
+        incoming,
+        out,
+        |req| answer(req).map(|response| (response, None)),
+        |()| {},
+    )
+    .await;
+}
+
 /// Serves a request whose work may go on after its answer: `answer` gives the response and
 /// perhaps the rest of the work, which `after` does once the client has the response (the
 /// host keeps the instance until then, within the request time limit).
@@ -544,21 +577,11 @@ pub async fn serve_then<T>(
     answer: impl FnOnce(&Request) -> Result<(Response, Option<T>), ApiError>,
     after: impl FnOnce(T),
 ) {
-    let req = match Request::try_from_incoming_request(incoming).await {
-        Ok(req) => req,
-        Err(_) => {
-            let unreadable = ApiError::new(
-                Code::BadRequest,
-                "The request could not be read; send it again.",
-            );
-            return send(out, error(&unreadable)).await;
-        }
-    };
-    let (response, rest) = match answer(&req) {
+    let (response, rest) = match read_request(incoming).await.and_then(|req| answer(&req)) {
         Ok((response, rest)) => (response, rest),
         Err(e) => (error(&e), None),
     };
-    send(out, response).await;
+    send(out, response);
     if let Some(rest) = rest {
         after(rest);
     }
@@ -566,20 +589,57 @@ pub async fn serve_then<T>(
 
 /// Hands `response` to the client through `out` and returns, so a handler can go on working
 /// after the client has its answer (the host keeps the instance until the handler returns).
-pub async fn send(out: ResponseOutparam, response: Response) {
-    let body = response.body().to_vec();
-    let status = *response.status();
-    let outgoing = match OutgoingResponse::try_from(response) {
-        Ok(outgoing) => outgoing,
-        Err(e) => {
-            eprintln!("could not form a {status} response: {e}");
-            let fallback = OutgoingResponse::new(spin_sdk::http::Fields::new());
-            let _ = fallback.set_status_code(500);
-            out.set(fallback);
+pub fn send(out: ResponseOutparam, response: Response) {
+    let fields = response
+        .headers()
+        .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+        .collect();
+    send_parts(out, *response.status(), fields, response.body());
+}
+
+/// Hands a response of `status`, `fields` (every header, security headers included) and
+/// `body` to the client: one call for its head and, for a body of up to 4096 bytes (the most
+/// one blocking write of wasi:io may carry), one for the body; a larger body is written as
+/// fast as the host takes it, then flushed.
+pub fn send_parts(out: ResponseOutparam, status: u16, fields: Vec<(String, Vec<u8>)>, body: &[u8]) {
+    let outgoing = Fields::from_list(&fields).map(OutgoingResponse::new);
+    let Ok(outgoing) = outgoing.map_err(|e| eprintln!("could not form a {status} response: {e:?}"))
+    else {
+        let fallback = OutgoingResponse::new(Fields::new());
+        let _ = fallback.set_status_code(500);
+        out.set(fallback);
+        return;
+    };
+    let _ = outgoing.set_status_code(status);
+    let Ok(body_out) = outgoing.body() else {
+        return;
+    };
+    out.set(outgoing);
+    if let Ok(stream) = body_out.write() {
+        let written = if body.len() <= 4096 {
+            stream.blocking_write_and_flush(body)
+        } else {
+            // As fast as the host takes it, waiting while it takes nothing; then flushed.
+            let mut rest = body;
+            loop {
+                match stream.check_write() {
+                    Ok(_) if rest.is_empty() => break stream.blocking_flush(),
+                    Ok(0) => stream.subscribe().block(),
+                    Ok(room) => {
+                        let n = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                        if let Err(e) = stream.write(&rest[..n]) {
+                            break Err(e);
+                        }
+                        rest = &rest[n..];
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+        };
+        if let Err(e) = written {
+            eprintln!("the client went away before the answer was sent: {e:?}");
             return;
         }
-    };
-    if let Err(e) = out.set_with_body(outgoing, body).await {
-        eprintln!("the client went away before the answer was sent: {e:?}");
     }
+    let _ = OutgoingBody::finish(body_out, None);
 }

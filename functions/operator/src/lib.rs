@@ -10,7 +10,7 @@ use caseport_edge::{json, json_with, operator_request};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::operator::{self, UsageQuery};
 use serde_json::json;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// What the usage events name as their `source`: the same for every page and host name, so
@@ -27,8 +27,8 @@ fn clinic_id(path: &str, suffix: &str) -> Result<i64, ApiError> {
 }
 
 #[http_component]
-fn handle(req: Request) -> Response {
-    caseport_edge::respond(answer(&req))
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    caseport_edge::serve(incoming, out, answer).await;
 }
 
 fn answer(req: &Request) -> Result<Response, ApiError> {
