@@ -500,11 +500,41 @@ pub fn configure_with<E>(mut run: impl FnMut(&str) -> Result<Option<i64>, E>) ->
 
 /// Configures the connection, then brings the schema up to date.
 pub fn open(db: &dyn Db) -> Result<(), StorageError> {
+    // A pooled connection of an up-to-date database, the usual case, needs nothing done:
+    // one statement reads every setting and the schema's version (each statement is a call
+    // across the component boundary). Should it fail or find anything to do, the steps
+    // below read and do each on its own.
+    if ready(db) {
+        return Ok(());
+    }
     // The first statements of a request: failing here, the database could not be reached
     // (a libSQL server that is down) and nothing was changed.
     configure(db).map_err(StorageError::before_any_write)?;
     migrate(db)
 }
+
+/// Reads every one of [`CONNECTION_SETTINGS`] and the schema version in one statement, and
+/// answers whether they are all as Caseport wants them.
+fn ready(db: &dyn Db) -> bool {
+    let Ok(rows) = db.execute(READY_CHECK, &[]) else {
+        return false;
+    };
+    let Some(row) = rows.first() else {
+        return false;
+    };
+    CONNECTION_SETTINGS
+        .iter()
+        .map(|setting| setting.wanted)
+        .chain([VERSION])
+        .enumerate()
+        .all(|(i, wanted)| row.int(i) == Some(wanted))
+}
+
+/// The statement [`ready`] runs: [`CONNECTION_SETTINGS`]' pragmas, then `user_version`, as
+/// SQLite's table-valued pragma functions.
+const READY_CHECK: &str = "SELECT (SELECT foreign_keys FROM pragma_foreign_keys()), \
+     (SELECT synchronous FROM pragma_synchronous()), \
+     (SELECT user_version FROM pragma_user_version())";
 
 /// Brings the schema up to [`VERSION`]; cheap when it is there already.
 pub fn migrate(db: &dyn Db) -> Result<(), StorageError> {
@@ -663,6 +693,33 @@ mod tests {
                 .and_then(|r| r.int(0)),
             Some(1)
         );
+    }
+
+    #[test]
+    fn an_up_to_date_configured_connection_is_checked_in_one_statement() {
+        let db = NativeDb::in_memory().unwrap();
+        assert!(!ready(&db), "a new database is not ready");
+        open(&db).unwrap();
+        assert!(ready(&db));
+        // The check reads what CONNECTION_SETTINGS names, in its order.
+        for (i, setting) in CONNECTION_SETTINGS.iter().enumerate() {
+            let pragma = setting.read.trim_start_matches("PRAGMA ");
+            assert!(
+                READY_CHECK
+                    .split("), ")
+                    .nth(i)
+                    .is_some_and(|part| part.contains(&format!("pragma_{pragma}()"))),
+                "{pragma} is not check {i}"
+            );
+        }
+        // Anything not as wanted sends the request the long way, which sets it again.
+        db.execute("PRAGMA foreign_keys = OFF", &[]).unwrap();
+        assert!(!ready(&db));
+        open(&db).unwrap();
+        assert!(ready(&db));
+        db.execute(&format!("PRAGMA user_version = {}", VERSION - 1), &[])
+            .unwrap();
+        assert!(!ready(&db));
     }
 
     #[test]
