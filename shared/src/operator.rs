@@ -245,11 +245,25 @@ fn check(fields: &ClinicFields) -> Result<Checked, ApiError> {
     })
 }
 
-/// Maps `hosts` to `clinic` (and nothing else to it); a host another clinic has is refused.
-/// So is the first host name while another clinic has none: once any host name is mapped, a
-/// clinic without one can no longer be reached (an installation's first clinic answers every
-/// host name only while none is mapped).
-fn set_hosts(db: &dyn Db, clinic: i64, hosts: &[String]) -> Result<(), ApiError> {
+/// Maps `hosts` to `clinic` (and nothing else to it); a host another clinic has is refused,
+/// and so is `operator_host` (the operators would keep it). So is the first host name while
+/// another clinic has none: once any host name is mapped, a clinic without one can no longer
+/// be reached (an installation's first clinic answers every host name only while none is
+/// mapped).
+fn set_hosts(
+    db: &dyn Db,
+    clinic: i64,
+    hosts: &[String],
+    operator_host: Option<&str>,
+) -> Result<(), ApiError> {
+    let operators = operator_host.and_then(clinics::normalise_host);
+    if let Some(host) = hosts.iter().find(|h| Some(*h) == operators.as_ref()) {
+        return Err(ApiError::new(
+            Code::HostInUse,
+            format!("{host} is the operators' own host name (the operator_host variable)."),
+        )
+        .at("hosts"));
+    }
     let stranded = db.execute(
         "SELECT k.name, k.id FROM clinics k WHERE k.id NOT IN (0, ?)
            AND NOT EXISTS (SELECT 1 FROM clinic_hosts h WHERE h.clinic_id = k.id)
@@ -356,7 +370,7 @@ pub fn create(
             .first()
             .and_then(|r| r.int(0))
             .ok_or_else(ApiError::internal)?;
-        set_hosts(db, id, &hosts)?;
+        set_hosts(db, id, &hosts, deployment.settings.operator_host.as_deref())?;
         let clinic = Scoped::new(db, ClinicId(id));
         let admin = clinic
             .execute(
@@ -469,7 +483,7 @@ pub fn change(
             set("status", s.into(), json!(s))?;
         }
         if let Some(hosts) = &fields.hosts {
-            set_hosts(db, id, hosts)?;
+            set_hosts(db, id, hosts, deployment.settings.operator_host.as_deref())?;
             changed.insert("hosts".into(), json!(hosts));
         }
         let action = match status {

@@ -26,6 +26,9 @@ pub struct Settings {
     /// `trusted_proxies`: the proxies (addresses or CIDR ranges, comma-separated) whose
     /// `X-Forwarded-For` names the client; empty trusts none.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `operator_host`: a host name that reaches the operators' clinic before (or besides)
+    /// any mapped to it; empty for none.
+    pub operator_host: Option<String>,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             clinic_timezone: jiff::tz::TimeZone::UTC,
             mail_timeout_seconds: 10,
             trusted_proxies: Vec::new(),
+            operator_host: None,
         }
     }
 }
@@ -144,6 +148,9 @@ impl Settings {
                 })
                 .collect::<Result<_, _>>()?,
             demo_data: get("demo_data").is_some_and(|v| v.trim() == "true"),
+            operator_host: get("operator_host")
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty()),
             setup_token: get("setup_token")
                 .filter(|t| !t.trim().is_empty())
                 .map(Password::new),

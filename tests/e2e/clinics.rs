@@ -748,6 +748,16 @@ fn a_fresh_installation_sets_up_its_operator_on_the_operator_host_and_its_clinic
             .status,
         401
     );
+    // The operators' host name is theirs: no clinic may take it, in any case.
+    let operators_own = ops.call(
+        "PATCH",
+        "/api/operator/clinics/1",
+        Some(&json!({ "hosts": ["portal.localhost", "OPS.localhost"] })),
+    );
+    assert_eq!(operators_own.status, 409, "{}", operators_own.body);
+    assert_eq!(operators_own.json()["error"]["code"], "host_in_use");
+    assert_eq!(operators_own.json()["error"]["field"], "hosts");
+    assert_eq!(app.count("SELECT count(*) FROM clinic_hosts"), 0);
     let mapped = ops.call(
         "PATCH",
         "/api/operator/clinics/1",

@@ -229,8 +229,7 @@ impl Env {
             kv,
             mut settings,
         } = Storage::open()?;
-        let operator_host = variables::get("operator_host").ok();
-        let clinic = match clinics::resolve(&db, host, operator_host.as_deref())? {
+        let clinic = match clinics::resolve(&db, host, settings.operator_host.as_deref())? {
             Ok(clinic) => clinic,
             Err(NoClinic::UnknownHost) => return Err(ApiError::not_found()),
             Err(NoClinic::Suspended) => {
