@@ -531,8 +531,9 @@ pub fn error(e: &ApiError) -> Response {
 
 /// Reads a request: its method, address and headers, and its body unless it is a GET or a
 /// HEAD (which carry none that Caseport reads). Each part is a call across the component
-/// boundary; a body's is several, waiting on the host's body task, which made reading an
-/// empty body a quarter of a static page's time (docs/BENCHMARKS.md).
+/// boundary, and a body's is several (a stream, then a poll that waits on the host's body
+/// task, even for the empty body of a GET): with spin-sdk's conversion, which reads it all,
+/// and its sink for the answer, a static page took half as long again (docs/BENCHMARKS.md).
 pub async fn read_request(incoming: IncomingRequest) -> Result<Request, ApiError> {
     let method = incoming.method();
     let mut builder = Request::builder();
