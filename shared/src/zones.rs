@@ -11,9 +11,17 @@ static DATA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/zones.bin"));
 
 /// The zone called `name` (any ASCII case, as jiff's own look-up), if the database has it.
 pub fn get(name: &str) -> Option<TimeZone> {
-    let wanted = name.to_ascii_lowercase();
+    // The default: jiff's own UTC, nothing to inflate. In a component a request's first
+    // inflate costs more than the rest of reading its settings (docs/BENCHMARKS.md).
+    if name.eq_ignore_ascii_case("UTC") {
+        return Some(TimeZone::UTC);
+    }
     let found = packed::ZONES
-        .binary_search_by(|(zone, _)| zone.to_ascii_lowercase().cmp(&wanted))
+        .binary_search_by(|(zone, _)| {
+            zone.bytes()
+                .map(|b| b.to_ascii_lowercase())
+                .cmp(name.bytes().map(|b| b.to_ascii_lowercase()))
+        })
         .ok()?;
     let (canonical, range) = &packed::ZONES[found];
     let tzif = miniz_oxide::inflate::decompress_to_vec(DATA.get(range.clone())?).ok()?;
