@@ -808,23 +808,6 @@ mod tests {
         assert!(at("Doe, Jane") < at("Émoji-Test, Zoë"), "{all:?}");
     }
 
-    use crate::ports::{Db, StorageError};
-
-    /// Records every statement a use case runs, to ask SQLite how it plans each.
-    struct Recording<'a> {
-        db: &'a dyn Db,
-        seen: std::cell::RefCell<Vec<(String, Vec<Value>)>>,
-    }
-
-    impl Db for Recording<'_> {
-        fn execute(&self, sql: &str, params: &[Value]) -> Result<crate::ports::Rows, StorageError> {
-            self.seen
-                .borrow_mut()
-                .push((sql.to_string(), params.to_vec()));
-            self.db.execute(sql, params)
-        }
-    }
-
     #[test]
     fn each_page_starts_where_its_clinic_narrows_it_down() {
         // SQLite has no statistics here and plans alike on ten rows and on 100,000, so the
@@ -833,10 +816,7 @@ mod tests {
         use crate::clinics::{FIRST, Scoped};
         use crate::domain::AccountKind;
         let w = crate::testing::World::new();
-        let recording = Recording {
-            db: w.raw(),
-            seen: Default::default(),
-        };
+        let recording = crate::native::PlanRecorder::new(w.raw());
         let scoped = Scoped::new(&recording, FIRST);
         let ctx = Ctx {
             db: &scoped,
@@ -844,20 +824,12 @@ mod tests {
         };
         let today: Date = "2026-11-25".parse().unwrap();
         let plan_of = |query: &str, who: Account, role: Role| -> String {
-            recording.seen.borrow_mut().clear();
+            recording.forget();
             list(&ctx, who, role, &Query::parse(query).unwrap(), today).unwrap();
-            let seen = recording.seen.borrow().clone();
-            let mut plan = String::new();
-            for (sql, params) in seen.iter().filter(|(sql, _)| sql.contains(" LIMIT ")) {
-                let rows = w
-                    .raw()
-                    .execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
-                    .unwrap();
-                for r in rows.iter() {
-                    plan.push_str(r.text(3).unwrap_or_default());
-                    plan.push('\n');
-                }
-            }
+            let plan = recording
+                .take_plans(|sql| sql.contains(" LIMIT "))
+                .unwrap()
+                .join("\n");
             assert!(!plan.is_empty(), "no page statement for {query}");
             plan
         };

@@ -140,6 +140,53 @@ impl Kv for NativeKv {
     }
 }
 
+/// A `Db` that runs each statement on `db` and remembers it, so that SQLite can be asked
+/// afterwards how it planned what a use case ran (the caseload's plan test, `bench-scale`).
+pub struct PlanRecorder<'a> {
+    db: &'a dyn Db,
+    seen: std::cell::RefCell<Vec<(String, Vec<Value>)>>,
+}
+
+impl<'a> PlanRecorder<'a> {
+    pub fn new(db: &'a dyn Db) -> Self {
+        Self {
+            db,
+            seen: Default::default(),
+        }
+    }
+
+    /// Forgets the statements run so far.
+    pub fn forget(&self) {
+        self.seen.borrow_mut().clear();
+    }
+
+    /// The lines of `EXPLAIN QUERY PLAN` for each statement run since the last call that
+    /// `keep` selects, in order; forgets them all.
+    pub fn take_plans(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, StorageError> {
+        let seen = std::mem::take(&mut *self.seen.borrow_mut());
+        let mut lines = Vec::new();
+        for (sql, params) in seen.iter().filter(|(sql, _)| keep(sql)) {
+            let plan = self
+                .db
+                .execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)?;
+            lines.extend(
+                plan.iter()
+                    .map(|r| r.text(3).unwrap_or_default().to_string()),
+            );
+        }
+        Ok(lines)
+    }
+}
+
+impl Db for PlanRecorder<'_> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+        self.seen
+            .borrow_mut()
+            .push((sql.to_string(), params.to_vec()));
+        self.db.execute(sql, params)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::NativeDb;

@@ -283,25 +283,6 @@ fn argon2_section() -> Result<()> {
     Ok(())
 }
 
-/// A `Db` that remembers the statements it ran, to show their query plans.
-struct Recording<'a> {
-    db: &'a caseport_shared::native::NativeDb,
-    seen: std::cell::RefCell<Vec<(String, Vec<caseport_shared::ports::Value>)>>,
-}
-
-impl caseport_shared::ports::Db for Recording<'_> {
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[caseport_shared::ports::Value],
-    ) -> Result<caseport_shared::ports::Rows, caseport_shared::ports::StorageError> {
-        self.seen
-            .borrow_mut()
-            .push((sql.to_string(), params.to_vec()));
-        self.db.execute(sql, params)
-    }
-}
-
 const LAST: &[&str] = &[
     "Smith",
     "Johnson",
@@ -434,7 +415,6 @@ fn median_ms(
 }
 
 fn scale_section() -> Result<()> {
-    use caseport_shared::ports::Db;
     println!("\n## My Caseload at scale\n");
     println!(
         "Median of 15 calls through `caseport up` (HTTP, component, SQLite); 1,000 extra staff; Casey has every thousandth client, an administrator sees all.\n"
@@ -519,10 +499,7 @@ fn scale_section() -> Result<()> {
     }
     if let Some((_state, db)) = plans_db {
         println!("\n### Query plans at 100,000 clients\n");
-        let recording = Recording {
-            db: &db,
-            seen: Default::default(),
-        };
+        let recording = caseport_shared::native::PlanRecorder::new(&db);
         let kv =
             caseport_shared::native::NativeKv::in_memory().map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = caseport_shared::settings::Settings::default();
@@ -562,7 +539,7 @@ fn scale_section() -> Result<()> {
                 by_cursor.as_str(),
             ),
         ] {
-            recording.seen.borrow_mut().clear();
+            recording.forget();
             let q = caseport_shared::caseload::Query::parse(query)
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             caseport_shared::caseload::list(
@@ -577,13 +554,11 @@ fn scale_section() -> Result<()> {
             )
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("{label} (`{query}`):\n```");
-            for (sql, params) in recording.seen.borrow().iter() {
-                let plan = db
-                    .execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                for row in plan.iter() {
-                    println!("{}", row.text(3).unwrap_or_default());
-                }
+            for line in recording
+                .take_plans(|_| true)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                println!("{line}");
             }
             println!("```");
         }
