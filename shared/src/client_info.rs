@@ -389,7 +389,7 @@ pub fn notify_email_changed(
         sent_action: "email_change_notice_sent",
         failed_action: "email_change_notice_failed",
     };
-    let when = mail::human_time(ctx.clock.now(), &ctx.settings.clinic_timezone);
+    let when = mail::human_time(ctx.clock.now(), ctx.settings.clinic_timezone.rules());
     deliveries::send_recorded(ctx, mail, transport, &what, |public_id| {
         mail::email_changed_email(mail, previous, new.as_deref(), &when, public_id)
     })

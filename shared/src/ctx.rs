@@ -24,7 +24,7 @@ impl Ctx<'_> {
     pub fn today(&self) -> jiff::civil::Date {
         self.clock
             .now()
-            .to_zoned(self.settings.clinic_timezone.clone())
+            .to_zoned(self.settings.clinic_timezone.rules().clone())
             .date()
     }
 

@@ -212,7 +212,7 @@ fn check(fields: &ClinicFields) -> Result<Checked, ApiError> {
     }
     let time_zone = optional(&fields.time_zone);
     if let Some(Some(zone)) = &time_zone
-        && crate::zones::get(zone).is_none()
+        && crate::zones::canonical(zone).is_none()
     {
         return Err(ApiError::invalid(
             "time_zone",

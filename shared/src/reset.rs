@@ -342,7 +342,7 @@ pub fn reset(
     };
     let expires_human =
         jiff::Timestamp::from_second(now + ctx.settings.temp_password_ttl_hours * 3600)
-            .map(|t| mail::human_time(t, &ctx.settings.clinic_timezone))
+            .map(|t| mail::human_time(t, ctx.settings.clinic_timezone.rules()))
             .unwrap_or_else(|_| expires_at.clone());
     let message = mail::temporary_password_email(
         mail,

@@ -1,6 +1,7 @@
 //! The operator's settings, read from Spin variables and checked once per request.
 
 use crate::domain::Password;
+use crate::zones::Zone;
 
 /// Every tunable of the rules, with its default.
 #[derive(Debug)]
@@ -18,8 +19,9 @@ pub struct Settings {
     /// `setup_token`: the secret that allows creating the first administrator; empty
     /// disables setup.
     pub setup_token: Option<Password>,
-    /// `clinic_timezone` (IANA name, default UTC): "today" for ages and assignment dates.
-    pub clinic_timezone: jiff::tz::TimeZone,
+    /// `clinic_timezone` (IANA name, default UTC): "today" for ages and assignment dates,
+    /// and the times emails give. Its rules are read when first used ([`Zone::rules`]).
+    pub clinic_timezone: Zone,
     /// `mail_timeout_seconds` (default 10): how long one attempt to hand an email to the
     /// provider may wait for its answer.
     pub mail_timeout_seconds: i64,
@@ -40,7 +42,7 @@ impl Default for Settings {
             session_absolute_hours: 12,
             demo_data: false,
             setup_token: None,
-            clinic_timezone: jiff::tz::TimeZone::UTC,
+            clinic_timezone: Zone::default(),
             mail_timeout_seconds: 10,
             trusted_proxies: Vec::new(),
             operator_host: None,
@@ -155,9 +157,9 @@ impl Settings {
                 .filter(|t| !t.trim().is_empty())
                 .map(Password::new),
             clinic_timezone: match get("clinic_timezone").map(|t| t.trim().to_string()) {
-                None => jiff::tz::TimeZone::UTC,
-                Some(t) if t.is_empty() => jiff::tz::TimeZone::UTC,
-                Some(t) => crate::zones::get(&t).ok_or_else(|| {
+                None => Zone::default(),
+                Some(t) if t.is_empty() => Zone::default(),
+                Some(t) => Zone::named(&t).ok_or_else(|| {
                     SettingError::new(
                         "clinic_timezone",
                         format!("= {t:?} is not a time zone name such as America/Chicago"),

@@ -493,7 +493,7 @@ pub fn email_temporary_password(
     let expires_human = added
         .expires_at
         .parse::<jiff::Timestamp>()
-        .map(|t| mail::human_time(t, &ctx.settings.clinic_timezone))
+        .map(|t| mail::human_time(t, ctx.settings.clinic_timezone.rules()))
         .unwrap_or_else(|_| added.expires_at.clone());
     let what = Recorded {
         purpose: "temporary_password",
