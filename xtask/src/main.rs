@@ -28,6 +28,7 @@ fn main() -> Result<()> {
         Some("bench-shared") => shared::section(),
         Some("bench-speed") => speed::section(),
         Some("bench-argon2") => argon2_section(),
+        Some("bench-sign-in") => sign_in_section(),
         Some("bench-start") => start_section(caseport_binary()),
         // Load an already running server: `cargo xtask load ADDR PATH CONNECTIONS SECONDS
         // [HEADER: VALUE]` (for profiling).
@@ -36,7 +37,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz_section(),
         Some("flood") => flood_section(),
         _ => bail!(
-            "usage: cargo xtask bench | bench-start | bench-speed | bench-argon2 | bench-scale | bench-clinics | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
+            "usage: cargo xtask bench | bench-start | bench-speed | bench-argon2 | bench-sign-in | bench-scale | bench-clinics | bench-reset | bench-shared | conformance --suite DIR | fuzz | flood"
         ),
     }
 }
