@@ -251,37 +251,65 @@ fn sign_in_section() -> Result<()> {
 }
 
 fn argon2_section() -> Result<()> {
+    const ROUNDS: usize = 6;
     println!("\n## argon2id (19 MiB, t=2, p=1): wasm against native\n");
     println!(
-        "The same `caseport_shared::passwords::hash`, five hashes each after one to warm up; median.\n"
+        "The same `caseport_shared::passwords::hash`, natively and in the probe (built as `login` is). \
+         {ROUNDS} rounds, each five native hashes then five in one wasm instance (its first, a fresh \
+         instance's, left out): the ratio is each round's medians, so that a machine that slows \
+         down meanwhile slows both sides of it.\n"
     );
-    let mut native = Vec::new();
-    caseport_shared::passwords::hash("a warm-up passphrase").map_err(|e| anyhow::anyhow!("{e}"))?;
-    for _ in 0..5 {
+    let hash = || -> Result<f64> {
         let started = Instant::now();
         caseport_shared::passwords::hash("a benchmark passphrase of some length")
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        native.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
+        Ok(started.elapsed().as_secs_f64() * 1000.0)
+    };
+    hash()?;
     let app = Up::probe().start()?;
-    let r = app.get("/probe/argon2");
-    if r.status != 200 {
-        bail!("probe argon2: {} {}", r.status, r.body);
+    let (mut native, mut wasm, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let n = (0..5).map(|_| hash()).collect::<Result<Vec<_>>>()?;
+        let r = app.get("/probe/argon2");
+        if r.status != 200 {
+            bail!("probe argon2: {} {}", r.status, r.body);
+        }
+        let w: Vec<f64> = r
+            .body
+            .split(',')
+            .skip(1)
+            .filter_map(|us| us.parse::<f64>().ok())
+            .map(|us| us / 1000.0)
+            .collect();
+        ratios.push(median(&w) / median(&n));
+        native.extend(n);
+        wasm.extend(w);
     }
-    let mut wasm: Vec<f64> = r
-        .body
-        .split(',')
-        .filter_map(|us| us.parse::<f64>().ok())
-        .map(|us| us / 1000.0)
-        .collect();
-    native.sort_by(f64::total_cmp);
-    wasm.sort_by(f64::total_cmp);
-    let (n, w) = (native[native.len() / 2], wasm[wasm.len() / 2]);
+    let range = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        format!("{lo:.2}–{hi:.2}")
+    };
     println!(
-        "| build | median hash (ms) |\n|---|---:|\n| native (x86_64, release) | {n:.1} |\n| wasm32-wasip2 under wasmtime | {w:.1} |\n| ratio wasm / native | {:.2} |",
-        w / n
+        "| build | median hash (ms) | range (ms) |\n|---|---:|---:|\n\
+         | native (x86_64, release) | {:.1} | {} |\n\
+         | wasm32-wasip2 under wasmtime | {:.1} | {} |\n\
+         | ratio wasm / native, median of the rounds' | {:.2} | {} |",
+        median(&native),
+        range(&native),
+        median(&wasm),
+        range(&wasm),
+        median(&ratios),
+        range(&ratios),
     );
     Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 const LAST: &[&str] = &[
@@ -411,8 +439,7 @@ fn median_ms(
         }
         total = r.json()["total"].as_i64().unwrap_or(0);
     }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], total))
+    Ok((median(&times), total))
 }
 
 fn scale_section() -> Result<()> {
