@@ -6,11 +6,11 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{client_id, json, path_id, staff_request};
+use caseport_edge::{Request, client_id, json, path_id, staff_request};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::{caseload, client_info, staff};
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]

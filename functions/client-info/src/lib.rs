@@ -7,12 +7,12 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{Env, StaffRequest, client_id, json, staff_request};
+use caseport_edge::{Env, Request, StaffRequest, client_id, json, staff_request};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::client_info::{self, Client};
 use caseport_shared::domain::{Account, Email};
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// The notice to send once the correction is answered.

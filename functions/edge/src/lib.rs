@@ -16,8 +16,8 @@ use caseport_shared::settings::Settings;
 use caseport_shared::{auth, demo, schema};
 use serde::Serialize;
 use spin_sdk::http::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, Request, Response,
-    ResponseBuilder, ResponseOutparam,
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, Response, ResponseBuilder,
+    ResponseOutparam,
 };
 use spin_sdk::{key_value, sqlite, variables};
 
@@ -399,7 +399,7 @@ pub fn mail_provider_status() -> MailStatus {
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.header(name).and_then(|v| v.as_str())
+    req.header(name)
 }
 
 /// The host name and port the request was addressed to: the authority of `spin-full-url`,
@@ -424,7 +424,6 @@ fn incoming(req: &Request) -> Incoming<'_> {
 }
 
 fn method_name(req: &Request) -> &'static str {
-    use spin_sdk::http::Method;
     match req.method() {
         Method::Get => "GET",
         Method::Head => "HEAD",
@@ -529,23 +528,75 @@ pub fn error(e: &ApiError) -> Response {
     b.body(e.to_json()).build()
 }
 
-/// Reads a request: its method, address and headers, and its body unless it is a GET or a
-/// HEAD (which carry none that Caseport reads). Each part is a call across the component
-/// boundary, and a body's is several (a stream, then a poll that waits on the host's body
-/// task, even for the empty body of a GET): with spin-sdk's conversion, which reads it all,
-/// and its sink for the answer, a static page took half as long again (docs/BENCHMARKS.md).
+/// A request as the components read it: its method, path and query, its headers as wasi:http
+/// lists them, and its body.
+pub struct Request {
+    method: Method,
+    path_with_query: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.path_with_query
+            .split_once('?')
+            .map_or(self.path_with_query.as_str(), |(path, _)| path)
+    }
+
+    /// The query, without its `?`; empty when there is none.
+    pub fn query(&self) -> &str {
+        self.path_with_query
+            .split_once('?')
+            .map_or("", |(_, query)| query)
+    }
+
+    /// The header called `name` (any case), if its value is UTF-8; of several, the last (as
+    /// spin-sdk's `Request` answered: the line a proxy appends wins over one the client sent).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// Reads a request: its method, path and headers, and its body unless it is a GET or a HEAD
+/// (which carry none that Caseport reads). Each part is a call across the component boundary,
+/// and a body's is several (a stream, then a poll that waits on the host's body task, even
+/// for the empty body of a GET): with spin-sdk's conversion, which reads it all, and its sink
+/// for the answer, a static page took half as long again (docs/BENCHMARKS.md). The headers
+/// stay the list they arrive as (a handful, each looked up once or twice) and the path is
+/// not parsed as a URI: spin-sdk's `Request` hashed every header into a map and parsed the
+/// whole address, on every call.
 pub async fn read_request(incoming: IncomingRequest) -> Result<Request, ApiError> {
     let method = incoming.method();
-    let mut builder = Request::builder();
-    builder
-        .method(method.clone())
-        .uri(incoming.uri())
-        .headers(incoming.headers());
-    if matches!(method, Method::Get | Method::Head) {
-        return Ok(builder.build());
+    let mut request = Request {
+        path_with_query: incoming
+            .path_with_query()
+            .unwrap_or_else(|| "/".to_string()),
+        headers: incoming.headers().entries(),
+        body: Vec::new(),
+        method,
+    };
+    if matches!(request.method, Method::Get | Method::Head) {
+        return Ok(request);
     }
     match incoming.into_body().await {
-        Ok(body) => Ok(builder.body(body).build()),
+        Ok(body) => {
+            request.body = body;
+            Ok(request)
+        }
         Err(_) => Err(ApiError::new(
             Code::BadRequest,
             "The request could not be read; send it again.",

@@ -6,11 +6,11 @@
 // `#[http_component]` expands to the component's export glue, which is unsafe code.
 #![allow(unsafe_code)]
 
-use caseport_edge::{json, json_with, operator_request};
+use caseport_edge::{Request, json, json_with, operator_request};
 use caseport_shared::api_error::ApiError;
 use caseport_shared::operator::{self, UsageQuery};
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// What the usage events name as their `source`: the same for every page and host name, so

@@ -6,13 +6,13 @@
 #![allow(unsafe_code)]
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{api_request, client_id, json, staff_request};
+use caseport_edge::{Request, api_request, client_id, json, staff_request};
 use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::mail::{self, Provider};
 use caseport_shared::ports::Clock;
 use caseport_shared::reset;
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
@@ -76,11 +76,7 @@ fn webhook(req: &Request, provider: &str) -> Result<Response, ApiError> {
     if Provider::parse(provider) != Some(mail.provider) || mail.provider == Provider::DevMailbox {
         return Err(ApiError::not_found());
     }
-    let header = |name: &str| {
-        req.header(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
+    let header = |name: &str| req.header(name).map(str::to_string);
     let now = api.env.clock.now().as_second();
     if !mail::webhook_authentic(&mail, &header, req.body(), now) {
         eprintln!("mail webhook: refused a {provider} call without valid credentials");

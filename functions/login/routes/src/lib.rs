@@ -4,12 +4,12 @@
 //! `caseport_shared::auth`. The component itself (`functions/login`) only exports [`handle`].
 
 use caseport_edge::outbound::WasiTransport;
-use caseport_edge::{ApiRequest, Env, api_request, deployment_request, json, json_with};
+use caseport_edge::{ApiRequest, Env, Request, api_request, deployment_request, json, json_with};
 use caseport_shared::api_error::{ApiError, Code};
 use caseport_shared::auth::{self, SignIn};
 use caseport_shared::{mail, status};
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 
 /// Work that waits until the answer is out: forgot-password links to email, with the
 /// storage the request already opened.
