@@ -782,13 +782,11 @@ fn timeout_response(limit: Duration) -> http::Response<HyperOutgoingBody> {
     )
 }
 
-/// Sets Spin's `spin-*` request headers, first removing any the client sent, so a client
-/// cannot forge what the runtime tells the component. A chained request has no route: its
-/// path info is the whole path.
 /// Adds the `spin-*` headers Spin gives a request, after any the client sent, as Spin does:
 /// Spin neither drops nor replaces a client's `spin-*` header, so a component that reads the
-/// first value of one reads the client's. spin-sdk's `Request` keeps the last value, which
-/// is the runtime's.
+/// first value of one reads the client's. spin-sdk's `Request` and `caseport_edge::Request`
+/// keep the last value, which is the runtime's. (A chained request has no route: its path
+/// info is the whole path.)
 pub fn set_spin_headers(headers: &mut http::HeaderMap, spin: &SpinHeaders<'_>) {
     use http::{HeaderName, HeaderValue};
     let mut add = |name: HeaderName, value: &str| {

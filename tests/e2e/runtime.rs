@@ -66,7 +66,8 @@ fn has(lines: &[String], line: &str) -> bool {
 fn spin_headers_are_spins_and_a_client_cannot_forge_what_components_read() {
     let app = Up::probe().start().unwrap();
     // Spin neither drops nor replaces a client's spin-* header: it adds its own after it,
-    // and spin-sdk (as Caseport's components use it) reads the last value, the runtime's.
+    // and spin-sdk reads the last value, the runtime's (as `caseport_edge::Request` does:
+    // security::a_client_cannot_forge_the_spin_headers_the_api_components_read).
     let lines = spin_headers(
         &app,
         "/items/42/headers?q=1",

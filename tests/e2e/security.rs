@@ -340,3 +340,52 @@ fn a_staff_member_who_forgot_their_password_gets_a_link_at_their_work_email_only
     assert_eq!(bad.status, 422, "{}", bad.body);
     assert_eq!(bad.json()["error"]["field"], "realm");
 }
+
+#[test]
+fn a_client_cannot_forge_the_spin_headers_the_api_components_read() {
+    // The runtime adds its own spin-* headers after any a client sent, as Spin does; the
+    // components read the last of each (`caseport_edge::Request::header`), the runtime's.
+    let app = demo_app();
+    let casey = Staff::sign_in(&app, CASEY);
+    let ids: Vec<(String, i64)> = casey.get("/api/caseload?limit=100").json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["client_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let jane = ids.iter().find(|(name, _)| name == "Doe, Jane").unwrap().1;
+    let other = ids.iter().find(|(_, id)| *id != jane).unwrap().1;
+
+    // A forged route parameter names another client: Jane's record is still the one answered.
+    let view = app.call(
+        "GET",
+        &format!("/api/clients/{jane}"),
+        None,
+        &[
+            ("cookie", &casey.cookie),
+            ("spin-path-match-id", &other.to_string()),
+        ],
+    );
+    assert_eq!(view.status, 200, "{}", view.body);
+    assert_eq!(view.json()["client"]["first_name"], "Jane");
+    assert_eq!(view.json()["client"]["last_name"], "Doe");
+
+    // A forged address that matches a foreign Origin does not get past the Origin check.
+    let foreign = app.call(
+        "POST",
+        "/api/auth/login",
+        Some(&json!({ "realm": "staff", "username": CASEY.0, "password": CASEY.1 })),
+        &[
+            ("origin", "https://evil.example"),
+            ("spin-full-url", "https://evil.example/api/auth/login"),
+        ],
+    );
+    assert_eq!(foreign.status, 403, "{}", foreign.body);
+    assert_eq!(foreign.json()["error"]["code"], "bad_origin");
+    assert!(foreign.session_cookie().is_none());
+}

@@ -556,8 +556,10 @@ impl Request {
             .map_or("", |(_, query)| query)
     }
 
-    /// The header called `name` (any case), if its value is UTF-8; of several, the last (as
-    /// spin-sdk's `Request` answered: the line a proxy appends wins over one the client sent).
+    /// The header called `name` (any case), if its value is UTF-8; of several, the last. The
+    /// runtime adds its `spin-*` headers after any of the same name a client sent (as Spin
+    /// does), so the last is the runtime's: a client cannot forge a route parameter, its own
+    /// address or the URL the Origin check compares with (spin-sdk's `Request` reads so too).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
