@@ -254,7 +254,7 @@ fn argon2_section() -> Result<()> {
     const ROUNDS: usize = 6;
     println!("\n## argon2id (19 MiB, t=2, p=1): wasm against native\n");
     println!(
-        "The same `caseport_shared::passwords::hash`, natively and in the probe (built as `login` is). \
+        "The same `caseport_shared::passwords::hash`, natively and in the probe (built as the components that hash are). \
          {ROUNDS} rounds, each five native hashes then five in one wasm instance (its first, a fresh \
          instance's, left out): the ratio is each round's medians, so that a machine that slows \
          down meanwhile slows both sides of it.\n"
