@@ -100,6 +100,30 @@ fn every_component_has_a_route_and_a_build() {
 }
 
 #[test]
+fn every_component_is_built_without_its_function_names() {
+    // A package that sets its own `opt-level` in a profile is built with
+    // `strip = "debuginfo"` unless it says `strip` as well: `login` once carried 97 KB of
+    // function names that way (Cargo.toml, docs/BENCHMARKS.md).
+    caseport_tests::caseport_binary();
+    for (name, component) in manifest()["component"].as_table().unwrap() {
+        let path = root().join(component["source"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (mut modules, mut names) = (0, 0);
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            match payload.unwrap_or_else(|e| panic!("{name}: {e}")) {
+                wasmparser::Payload::ModuleSection { .. } => modules += 1,
+                wasmparser::Payload::CustomSection(section) if section.name() == "name" => {
+                    names += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(modules > 0, "{name}: no core module read");
+        assert_eq!(names, 0, "{name} keeps a `name` section: strip it");
+    }
+}
+
+#[test]
 fn components_hold_no_sql() {
     let mut files = Vec::new();
     rust_files(&root().join("functions"), &mut files);
