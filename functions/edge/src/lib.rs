@@ -339,8 +339,8 @@ impl ApiRequest<'_> {
     /// `trusted_proxies` the client that proxy names in `X-Forwarded-For`.
     pub fn client_network(&self) -> String {
         request::client_network(
-            header(self.req, "spin-client-addr").unwrap_or("unknown"),
-            header(self.req, "x-forwarded-for"),
+            self.req.header("spin-client-addr").unwrap_or("unknown"),
+            self.req.header("x-forwarded-for"),
             &self.env.settings.trusted_proxies,
         )
     }
@@ -398,15 +398,11 @@ pub fn mail_provider_status() -> MailStatus {
     MailStatus::of_provider(variables::get("mail_provider").ok().as_deref())
 }
 
-fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.header(name)
-}
-
 /// The host name and port the request was addressed to: the authority of `spin-full-url`,
 /// which the host writes from the request's `Host` (wasi:http keeps `host` out of the
 /// headers a component sees).
 fn request_host(req: &Request) -> Option<&str> {
-    let url = header(req, "spin-full-url")?;
+    let url = req.header("spin-full-url")?;
     let rest = url.split_once("://")?.1;
     Some(rest.split(['/', '?', '#']).next().unwrap_or(rest))
 }
@@ -415,10 +411,10 @@ fn request_host(req: &Request) -> Option<&str> {
 fn incoming(req: &Request) -> Incoming<'_> {
     Incoming {
         method: method_name(req),
-        full_url: header(req, "spin-full-url").unwrap_or_default(),
-        content_type: header(req, "content-type"),
-        origin: header(req, "origin"),
-        sec_fetch_site: header(req, "sec-fetch-site"),
+        full_url: req.header("spin-full-url").unwrap_or_default(),
+        content_type: req.header("content-type"),
+        origin: req.header("origin"),
+        sec_fetch_site: req.header("sec-fetch-site"),
         body: req.body(),
     }
 }
@@ -444,7 +440,7 @@ pub fn client_id(req: &Request) -> Result<i64, ApiError> {
 /// The `:name` of the matched route as a row id (a positive whole number); anything else is
 /// not found.
 pub fn path_id(req: &Request, name: &str) -> Result<i64, ApiError> {
-    header(req, &format!("spin-path-match-{name}"))
+    req.header(&format!("spin-path-match-{name}"))
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|id| *id > 0)
         .ok_or_else(ApiError::not_found)
@@ -452,7 +448,7 @@ pub fn path_id(req: &Request, name: &str) -> Result<i64, ApiError> {
 
 /// The session token from the cookie, if any.
 fn session_token(req: &Request) -> Option<String> {
-    header(req, "cookie")?
+    req.header("cookie")?
         .split(';')
         .filter_map(|c| c.trim().split_once('='))
         .find(|(name, _)| *name == SESSION_COOKIE)
