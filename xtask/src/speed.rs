@@ -78,11 +78,77 @@ impl Drop for Nginx {
     }
 }
 
-fn row(label: &str, connections: usize, mut run: http_load::Run, reference: Option<f64>) -> f64 {
+/// Loads the server whose process is `pid` and measures the CPU time it used meanwhile.
+fn measured(
+    pid: u32,
+    load: impl FnOnce() -> Result<http_load::Run>,
+) -> Result<(http_load::Run, Duration)> {
+    let before = cpu_time(pid)?;
+    let run = load()?;
+    Ok((run, cpu_time(pid)?.saturating_sub(before)))
+}
+
+/// The CPU time (user and system) that process `pid` and its child processes have used so
+/// far: nginx answers in its worker processes.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .context("the clock tick is unknown")?;
+    let ticks: u64 = processes()?
+        .iter()
+        .filter(|p| p.pid == pid || p.parent == pid)
+        .map(|p| p.cpu_ticks)
+        .sum();
+    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+/// One line of `/proc/<pid>/stat`, the fields the benchmark reads.
+struct Process {
+    pid: u32,
+    parent: u32,
+    /// User and system time, in clock ticks.
+    cpu_ticks: u64,
+}
+
+/// Every process running now.
+fn processes() -> Result<Vec<Process>> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(stat) = std::fs::read_to_string(entry?.path().join("stat")) else {
+            continue; // not a process, or one that has just ended
+        };
+        // `pid (name) state ppid …`: split after the name, which may hold anything.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let (Some(pid), Some(parent)) = (
+            head.split_whitespace().next().and_then(|p| p.parse().ok()),
+            fields.get(1).and_then(|p| p.parse().ok()),
+        ) else {
+            continue;
+        };
+        all.push(Process {
+            pid,
+            parent,
+            // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
+            cpu_ticks: number(11).unwrap_or(0) + number(12).unwrap_or(0),
+        });
+    }
+    Ok(all)
+}
+
+fn row(
+    label: &str,
+    connections: usize,
+    (mut run, cpu): (http_load::Run, Duration),
+    reference: Option<f64>,
+) -> f64 {
     let rps = run.per_second();
     let ratio = reference.map_or("".to_string(), |r| format!("{:.2}×", rps / r));
+    let cpu_per_request = cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64;
     println!(
-        "| {label} | {connections} | {rps:.0} | {:.0} | {:.0} | {} | {ratio} |",
+        "| {label} | {connections} | {rps:.0} | {:.0} | {:.0} | {} | {cpu_per_request:.0} | {ratio} |",
         run.micros(0.5),
         run.micros(0.99),
         run.errors
@@ -93,12 +159,12 @@ fn row(label: &str, connections: usize, mut run: http_load::Run, reference: Opti
 pub fn section() -> Result<()> {
     println!("\n## The per-request path against nginx\n");
     println!(
-        "Keep-alive connections, {SECONDS} s per row, the same load client (xtask's, on the same 2 cores); nginx-light with `worker_processes auto` serving the same `static/index.html`. Ratio: requests per second against nginx's on the same row.\n"
+        "Keep-alive connections, {SECONDS} s per row, the same load client (xtask's, on the same 2 cores); nginx-light with `worker_processes auto` serving the same `static/index.html`. Server CPU per request: the user and system time the server (nginx: its master and workers) used during the row, over the requests answered. Ratio: requests per second against nginx's on the same row.\n"
     );
     println!(
-        "| server and request | connections | requests/s | p50 (µs) | p99 (µs) | errors | against nginx |"
+        "| server and request | connections | requests/s | p50 (µs) | p99 (µs) | errors | server CPU per request (µs) | against nginx |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let nginx = Nginx::start(&root().join("static"))?;
     // Its request log goes to a file, as an operator's would.
     let log = tempfile::tempdir()?;
@@ -109,36 +175,112 @@ pub fn section() -> Result<()> {
     .variable("demo_data", "true")
     .start()?;
     let caseport: SocketAddr = app.base.parse()?;
+    let page =
+        |addr: SocketAddr, connections| http_load::run(&[addr], "/", &[], connections, SECONDS);
     for connections in [1usize, 32] {
         let reference = row(
             "nginx, GET /",
             connections,
-            http_load::run(&[nginx.addr], "/", &[], connections, SECONDS)?,
+            measured(nginx.child.id(), || page(nginx.addr, connections))?,
             None,
         );
         row(
             "caseport up, GET / (`web`)",
             connections,
-            http_load::run(&[caseport], "/", &[], connections, SECONDS)?,
+            measured(app.pid(), || page(caseport, connections))?,
             Some(reference),
         );
     }
     let cookie = app.sign_in("staff", CASEY.0, CASEY.1);
+    let caseload = |connections| {
+        http_load::run(
+            &[caseport],
+            "/api/caseload",
+            &[("cookie", &cookie)],
+            connections,
+            SECONDS,
+        )
+    };
     for connections in [1usize, 32] {
         row(
             "caseport up, signed-in GET /api/caseload (`caseload`: session, SQLite; the list is not audited, opening a client is)",
             connections,
-            http_load::run(
-                &[caseport],
-                "/api/caseload",
-                &[("cookie", &cookie)],
-                connections,
-                SECONDS,
-            )?,
+            measured(app.pid(), || caseload(connections))?,
             None,
         );
     }
+    // At one connection every answer wakes the load client and every request the server. On
+    // this virtual machine a wake-up on the other CPU costs tens of microseconds, so the rows
+    // above at one connection measure where the scheduler happened to put the threads as much
+    // as the servers. With server and client on one CPU nothing waits for another: these rows
+    // compare the work each server does for a request.
+    let reference = row(
+        "nginx, GET /, server and client on one CPU",
+        1,
+        on_one_cpu(&[nginx.child.id()], || {
+            measured(nginx.child.id(), || page(nginx.addr, 1))
+        })?,
+        None,
+    );
+    row(
+        "caseport up, GET / (`web`), server and client on one CPU",
+        1,
+        on_one_cpu(&[app.pid()], || measured(app.pid(), || page(caseport, 1)))?,
+        Some(reference),
+    );
+    row(
+        "caseport up, signed-in GET /api/caseload, server and client on one CPU",
+        1,
+        on_one_cpu(&[app.pid()], || measured(app.pid(), || caseload(1)))?,
+        None,
+    );
     Ok(())
+}
+
+/// Runs `f` with the calling thread (and so the load client's threads it starts) and every
+/// thread of processes `pids` and of their children on the first CPU this thread may use, then
+/// lets them all use what this thread could before.
+fn on_one_cpu<T>(pids: &[u32], f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    use nix::unistd::Pid;
+    let me = Pid::from_raw(0);
+    let all = sched_getaffinity(me)?;
+    let first = (0..CpuSet::count())
+        .find(|&cpu| all.is_set(cpu).unwrap_or(false))
+        .context("this thread may run on no CPU")?;
+    let mut one = CpuSet::new();
+    one.set(first)?;
+    let pin = |set: &CpuSet| -> Result<()> {
+        for tid in threads_of(pids)? {
+            // A thread that has just ended has nothing to pin.
+            let _ = sched_setaffinity(Pid::from_raw(tid), set);
+        }
+        sched_setaffinity(me, set)?;
+        Ok(())
+    };
+    pin(&one)?;
+    let result = f();
+    pin(&all)?;
+    result
+}
+
+/// The threads of processes `pids` and of their child processes.
+fn threads_of(pids: &[u32]) -> Result<Vec<i32>> {
+    let mut threads = Vec::new();
+    for process in processes()? {
+        if !pids.contains(&process.pid) && !pids.contains(&process.parent) {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", process.pid)) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+                threads.push(tid);
+            }
+        }
+    }
+    Ok(threads)
 }
 
 /// `cargo xtask load ADDR PATH CONNECTIONS SECONDS [HEADER: VALUE]`: load a running server
