@@ -15,19 +15,33 @@ use crate::http_load;
 
 const SECONDS: f64 = 5.0;
 
-/// nginx (Debian's nginx-light) serving the static pages, stopped when dropped.
+/// nginx (Debian's nginx-light) serving a copy of `index.html`, stopped when dropped.
 struct Nginx {
     child: Child,
     addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Nginx {
-    fn start(root_dir: &Path) -> Result<Self> {
+    fn start(page: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         packages::ensure(&[("nginx", "nginx-light")]);
         let exe = packages::find_program(&["nginx"])
             .context("nginx is not installed: apt-get install nginx-light")?;
+        // Started as root, nginx reads files as its unprivileged worker user, which may not
+        // enter the checkout (a home directory, or a clone in a `mktemp -d` directory): it
+        // serves a copy from a directory anyone may read.
         let dir = tempfile::tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let www = dir.path().join("www");
+        std::fs::create_dir(&www)?;
+        std::fs::set_permissions(&www, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::copy(page, www.join("index.html"))
+            .with_context(|| format!("cannot copy {}", page.display()))?;
+        std::fs::set_permissions(
+            www.join("index.html"),
+            std::fs::Permissions::from_mode(0o644),
+        )?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -39,7 +53,7 @@ impl Nginx {
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
              types {{ text/html html; }}\n  keepalive_requests 1000000;\n  \
              server {{\n    listen 127.0.0.1:{port};\n    root {};\n    index index.html;\n  }}\n}}\n",
-            root_dir.display()
+            www.display()
         );
         let conf = dir.path().join("nginx.conf");
         std::fs::write(&conf, config)?;
@@ -58,11 +72,14 @@ impl Nginx {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self {
-            child,
-            addr,
-            _dir: dir,
-        })
+        let nginx = Self { child, addr, dir };
+        // A reference that answers errors would make every ratio meaningless.
+        if let Err(e) = ureq::get(&format!("http://{addr}/")).call() {
+            let log =
+                std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
+            bail!("nginx does not serve the page ({e}); its error log:\n{log}");
+        }
+        Ok(nginx)
     }
 }
 
@@ -145,7 +162,11 @@ fn row(
     reference: Option<f64>,
 ) -> f64 {
     let rps = run.per_second();
-    let ratio = reference.map_or("".to_string(), |r| format!("{:.2}×", rps / r));
+    let ratio = match reference {
+        None => String::new(),
+        Some(r) if r > 0.0 => format!("{:.2}×", rps / r),
+        Some(_) => "— (nginx answered nothing)".to_string(),
+    };
     let cpu_per_request = cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64;
     println!(
         "| {label} | {connections} | {rps:.0} | {:.0} | {:.0} | {} | {cpu_per_request:.0} | {ratio} |",
@@ -165,7 +186,7 @@ pub fn section() -> Result<()> {
         "| server and request | connections | requests/s | p50 (µs) | p99 (µs) | errors | server CPU per request (µs) | against nginx |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let nginx = Nginx::start(&root().join("static"))?;
+    let nginx = Nginx::start(&root().join("static/index.html"))?;
     // Its request log goes to a file, as an operator's would.
     let log = tempfile::tempdir()?;
     let app = Up {
