@@ -10,12 +10,15 @@ use anyhow::{Context, Result, bail};
 use caseport_tests::demo::CASEY;
 use caseport_tests::{Up, caseport_binary, root};
 
+use crate::procs::cpu_seconds;
+
 const LOAD_SECONDS: u64 = 5;
 const START_RUNS: usize = 5;
 
 mod clinics;
 mod conformance;
 mod http_load;
+mod procs;
 mod shared;
 mod speed;
 
@@ -180,23 +183,6 @@ fn first_response(cache: &std::path::Path) -> Result<(Duration, Duration)> {
     let page = started.elapsed();
     app.sign_in("staff", CASEY.0, CASEY.1);
     Ok((page, started.elapsed()))
-}
-
-/// CPU seconds (user + system) the process has used so far, from /proc.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|f| f.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    Ok(ticks / 100.0)
 }
 
 fn sign_in_section() -> Result<()> {

@@ -10,7 +10,8 @@ use caseport_tests::services::{Redis, Sqld, shared_runtime_config};
 use caseport_tests::{Server, Staff, Up};
 use serde_json::json;
 
-use crate::{LOAD_SECONDS, cpu_seconds, fill, fill_statements, ms};
+use crate::procs::cpu_seconds;
+use crate::{LOAD_SECONDS, fill, fill_statements, ms};
 
 const CLIENTS: usize = 100_000;
 const CALLS: usize = 30;

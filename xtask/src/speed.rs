@@ -12,6 +12,7 @@ use caseport_tests::demo::CASEY;
 use caseport_tests::{Up, packages, root};
 
 use crate::http_load;
+use crate::procs::{cpu_time_with_children, threads_of};
 
 const SECONDS: f64 = 5.0;
 
@@ -100,59 +101,9 @@ fn measured(
     pid: u32,
     load: impl FnOnce() -> Result<http_load::Run>,
 ) -> Result<(http_load::Run, Duration)> {
-    let before = cpu_time(pid)?;
+    let before = cpu_time_with_children(pid)?;
     let run = load()?;
-    Ok((run, cpu_time(pid)?.saturating_sub(before)))
-}
-
-/// The CPU time (user and system) that process `pid` and its child processes have used so
-/// far: nginx answers in its worker processes.
-fn cpu_time(pid: u32) -> Result<Duration> {
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
-        .context("the clock tick is unknown")?;
-    let ticks: u64 = processes()?
-        .iter()
-        .filter(|p| p.pid == pid || p.parent == pid)
-        .map(|p| p.cpu_ticks)
-        .sum();
-    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
-}
-
-/// One line of `/proc/<pid>/stat`, the fields the benchmark reads.
-struct Process {
-    pid: u32,
-    parent: u32,
-    /// User and system time, in clock ticks.
-    cpu_ticks: u64,
-}
-
-/// Every process running now.
-fn processes() -> Result<Vec<Process>> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Ok(stat) = std::fs::read_to_string(entry?.path().join("stat")) else {
-            continue; // not a process, or one that has just ended
-        };
-        // `pid (name) state ppid …`: split after the name, which may hold anything.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        let (Some(pid), Some(parent)) = (
-            head.split_whitespace().next().and_then(|p| p.parse().ok()),
-            fields.get(1).and_then(|p| p.parse().ok()),
-        ) else {
-            continue;
-        };
-        all.push(Process {
-            pid,
-            parent,
-            // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
-            cpu_ticks: number(11).unwrap_or(0) + number(12).unwrap_or(0),
-        });
-    }
-    Ok(all)
+    Ok((run, cpu_time_with_children(pid)?.saturating_sub(before)))
 }
 
 fn row(
@@ -283,25 +234,6 @@ fn on_one_cpu<T>(pids: &[u32], f: impl FnOnce() -> Result<T>) -> Result<T> {
     let result = f();
     pin(&all)?;
     result
-}
-
-/// The threads of processes `pids` and of their child processes.
-fn threads_of(pids: &[u32]) -> Result<Vec<i32>> {
-    let mut threads = Vec::new();
-    for process in processes()? {
-        if !pids.contains(&process.pid) && !pids.contains(&process.parent) {
-            continue;
-        }
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", process.pid)) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
-                threads.push(tid);
-            }
-        }
-    }
-    Ok(threads)
 }
 
 /// `cargo xtask load ADDR PATH CONNECTIONS SECONDS [HEADER: VALUE]`: load a running server
